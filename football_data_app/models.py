@@ -1,0 +1,1 @@
+"""Leagues, fixtures, odds, bet tickets and the wallet ledger arrive with the football issue."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WhatsappcrmBackendConfig(AppConfig):
+    name = "whatsappcrm_backend"
+    verbose_name = "Job operations"

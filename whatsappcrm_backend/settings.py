@@ -1,0 +1,201 @@
+"""One settings module, read from the environment (see README for every variable).
+
+Defaults run a fresh checkout: SQLite under var/, the local Redis, SANDBOX on. Production sets
+DEBUG=0, SECRET_KEY, DATABASE_URL, REDIS_URL and the META_* / APIFOOTBALL_* secrets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from whatsappcrm_backend.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# Off-by-default production hardening: `manage.py check --deploy` is clean with DEBUG=0.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_results",
+    "django_celery_beat",
+    "whatsappcrm_backend",
+    "meta_integration",
+    "flows",
+    "football_data_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "whatsappcrm_backend.urls"
+WSGI_APPLICATION = "whatsappcrm_backend.wsgi.application"
+ASGI_APPLICATION = "whatsappcrm_backend.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, workers and beat share one file: WAL lets readers run beside a writer, IMMEDIATE
+    # takes the write lock at BEGIN so two writers queue instead of failing mid-transaction.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # Tests that run a real worker need the test database in a file both processes see.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker, cache, locks, rate limits ------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "wcrm"),
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
+    }
+}
+
+# --- Celery (the app and its policies live in whatsappcrm_backend/celery.py) ----------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_CACHE_BACKEND = "default"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Application ---------------------------------------------------------------------------
+SANDBOX = env_bool("SANDBOX", DEBUG)
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 300)
+
+# WhatsApp Cloud API. In SANDBOX mode the secrets default to the sandbox's own, so a fresh
+# checkout runs; outside it a missing secret is a system-check error (meta_integration.checks).
+META_GRAPH_BASE_URL = env_str(
+    "META_GRAPH_BASE_URL", "http://127.0.0.1:8100" if SANDBOX else "https://graph.facebook.com"
+)
+META_API_VERSION = env_str("META_API_VERSION", "v23.0")
+META_ACCESS_TOKEN = env_str("META_ACCESS_TOKEN", "sandbox-access-token" if SANDBOX else "")
+META_APP_SECRET = env_str("META_APP_SECRET", "sandbox-app-secret" if SANDBOX else "")
+META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN", "sandbox-verify-token" if SANDBOX else "")
+META_PHONE_NUMBER_ID = env_str("META_PHONE_NUMBER_ID", "106540352242922" if SANDBOX else "")
+META_WABA_ID = env_str("META_WABA_ID", "102290129340398" if SANDBOX else "")
+META_DISPLAY_PHONE_NUMBER = env_str("META_DISPLAY_PHONE_NUMBER", "15550783881")
+META_WEBHOOK_MAX_BYTES = env_int("META_WEBHOOK_MAX_BYTES", 1024 * 1024)
+META_HTTP_TIMEOUT = env_float("META_HTTP_TIMEOUT", 10.0)
+META_MESSAGES_PER_SECOND = env_int("META_MESSAGES_PER_SECOND", 80)
+META_WEBHOOK_EVENT_RETENTION_DAYS = env_int("META_WEBHOOK_EVENT_RETENTION_DAYS", 7)
+META_SANDBOX_HOST = env_str("META_SANDBOX_HOST", "127.0.0.1")
+META_SANDBOX_PORT = env_int("META_SANDBOX_PORT", 8100)
+META_SANDBOX_WEBHOOK_URL = env_str(
+    "META_SANDBOX_WEBHOOK_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}/webhooks/whatsapp/"
+)
+
+# The sweeper: rows older than the grace period are taken as stranded and re-enqueued. A
+# `sending` row is resent only after META_SENDING_GRACE_SECONDS, longer than the send task's
+# hard time limit plus normal status-webhook delay (Meta's echo usually completes it first).
+META_SWEEP_GRACE_SECONDS = env_int("META_SWEEP_GRACE_SECONDS", 30)
+META_SENDING_GRACE_SECONDS = env_int("META_SENDING_GRACE_SECONDS", 120)
+META_SEND_MAX_RETRIES = env_int("META_SEND_MAX_RETRIES", 8)
+
+# Flows.
+FLOWS_GLOBAL_COMMANDS = env_list("FLOWS_GLOBAL_COMMANDS", "menu,cancel")
+FLOWS_SESSION_RETENTION_DAYS = env_int("FLOWS_SESSION_RETENTION_DAYS", 30)
+
+# API-Football (the football issue fills this in).
+APIFOOTBALL_BASE_URL = env_str(
+    "APIFOOTBALL_BASE_URL",
+    "http://127.0.0.1:8200" if SANDBOX else "https://v3.football.api-sports.io",
+)
+APIFOOTBALL_KEY = env_str("APIFOOTBALL_KEY", "sandbox-apifootball-key" if SANDBOX else "")
+
+# --- Django housekeeping -------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
+
+# Sandboxes served by `manage.py run_sandboxes`: (factory "module.attr", host, port). Each
+# factory returns a server with serve_forever()/shutdown().
+SANDBOX_SERVERS: list[tuple[str, str, int]] = [
+    ("meta_integration.sandbox.make_server", META_SANDBOX_HOST, META_SANDBOX_PORT),
+]

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+from django.urls import include, path
+
+from whatsappcrm_backend import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("meta_integration.urls")),
+]
+# Serves the admin's static files when DEBUG is on (any server, gunicorn included).
+urlpatterns += staticfiles_urlpatterns()
