@@ -10,12 +10,12 @@ from django_redis import get_redis_connection
 from whatsappcrm_backend.celery import LATENCY_QUEUE
 
 
-@shared_task(name="noop_task", queue=LATENCY_QUEUE)
+@shared_task(name="noop_task", queue=LATENCY_QUEUE, ignore_result=True)
 def noop_task() -> None:
     return None
 
 
-@shared_task(name="record_start_task", queue=LATENCY_QUEUE, bind=True)
+@shared_task(name="record_start_task", queue=LATENCY_QUEUE, bind=True, ignore_result=True)
 def record_start_task(self, list_key: str, label: str, sleep_seconds: float = 0.0) -> None:
     """Append `label published_at started_at` to a Redis list, then optionally sleep.
 
