@@ -21,7 +21,7 @@ def test_reply_starts_before_almost_all_of_a_bulk_backlog(celery_worker_factory,
     with app.producer_or_acquire() as producer:
         for index in range(BULK_TASKS):
             record_start_task.apply_async(
-                args=[key, f"bulk-{index}", 0.02], priority=Priority.BULK, producer=producer
+                args=[key, f"bulk-{index}", 0.05], priority=Priority.BULK, producer=producer
             )
         record_start_task.apply_async(
             args=[key, "reply", 0.0], priority=Priority.REPLY, producer=producer
