@@ -116,6 +116,8 @@ def celery_worker_factory(
     yield start
     for worker in workers:
         worker.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- log of worker {worker.name} (last 4000 chars) ---\n{worker.log()[-4000:]}")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05):

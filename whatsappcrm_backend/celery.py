@@ -58,6 +58,14 @@ _transport_options = {
     "priority_steps": list(range(10)),
     "sep": ":",
     "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+    # A publisher (the webhook, a task sending a reply) must fail fast when Redis is down:
+    # the row is already stored and the sweeper re-enqueues it. kombu's default here is to
+    # retry the connection for ~6 s, which would hold Meta's webhook call that long.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "socket_connect_timeout": 2,
 }
 
 app = Celery("whatsappcrm_backend")
