@@ -1,0 +1,18 @@
+"""Beat schedules of the flows app (installed by `manage.py install_schedules`)."""
+
+from __future__ import annotations
+
+SCHEDULES = [
+    {
+        "name": "flows: expire idle conversations",
+        "task": "cleanup_idle_conversations_task",
+        "every_seconds": 30,
+        "description": "Expire sessions idle past their timeout and send the timeout message.",
+    },
+    {
+        "name": "flows: prune ended sessions",
+        "task": "prune_ended_sessions_task",
+        "every_seconds": 24 * 3600,
+        "description": "Delete sessions ended more than FLOWS_SESSION_RETENTION_DAYS ago.",
+    },
+]

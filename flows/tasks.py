@@ -1,0 +1,53 @@
+"""Flow tasks: thin wrappers that own retry and time limits; the work is in flows.services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from flows import services
+from whatsappcrm_backend.celery import LATENCY_QUEUE
+from whatsappcrm_backend.locks import single_run
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="process_flow_for_message_task",
+    queue=LATENCY_QUEUE,
+    # A lock wait that timed out, a deadlock, or a session changed under us: the transaction
+    # rolled back whole, so running again is safe (and finds nothing if another run finished).
+    autoretry_for=(OperationalError, services.SessionConflict),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=20,
+    time_limit=30,
+)
+def process_flow_for_message_task(contact_id: int) -> dict[str, int]:
+    return services.contact_messages_process(contact_id=contact_id)
+
+
+@shared_task(
+    name="cleanup_idle_conversations_task",
+    queue=LATENCY_QUEUE,
+    soft_time_limit=50,
+    time_limit=60,
+)
+@single_run("cleanup_idle_conversations_task", timeout=120)
+def cleanup_idle_conversations_task() -> dict[str, int]:
+    return {"expired": services.sessions_expire_idle()}
+
+
+@shared_task(
+    name="prune_ended_sessions_task",
+    queue=LATENCY_QUEUE,
+    soft_time_limit=240,
+    time_limit=300,
+)
+@single_run("prune_ended_sessions_task", timeout=600)
+def prune_ended_sessions_task() -> dict[str, int]:
+    return {"deleted": services.sessions_prune()}
