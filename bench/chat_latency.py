@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stack import PYTHON, measure_task_floor, running_stack  # noqa: E402
+from bench.stack import PYTHON, measure_task_floor, running_stack
 
 
 def queue_bulk_backlog(redis_url: str, count: int, seconds_each: float) -> None:
@@ -48,20 +48,36 @@ def main() -> None:
         stack.start()
         stack.start_worker("chat", concurrency=args.concurrency)
         floor = measure_task_floor(stack.redis_url, samples=200, gap=0.02)
-        print("no-op task floor (20 ms gaps): " + ", ".join(f"{k} {v:.2f} ms" for k, v in floor.items()))
+        print(
+            "no-op task floor (20 ms gaps): "
+            + ", ".join(f"{k} {v:.2f} ms" for k, v in floor.items())
+        )
         if args.backlog:
             queue_bulk_backlog(stack.redis_url, args.backlog, 0.02)
             print(f"queued a backlog of {args.backlog} BULK tasks (20 ms each) on queue celery")
         result = subprocess.run(
             [
-                PYTHON, "manage.py", "simulate_chat",
-                "--users", str(args.users), "--messages", str(args.messages),
-                "--rate", str(args.rate), "--duplicates", str(args.duplicates),
-                "--webhook-url", f"{stack.web_url}/webhooks/whatsapp/",
-                "--sandbox-url", stack.sandbox_url,
+                PYTHON,
+                "manage.py",
+                "simulate_chat",
+                "--users",
+                str(args.users),
+                "--messages",
+                str(args.messages),
+                "--rate",
+                str(args.rate),
+                "--duplicates",
+                str(args.duplicates),
+                "--webhook-url",
+                f"{stack.web_url}/webhooks/whatsapp/",
+                "--sandbox-url",
+                stack.sandbox_url,
             ],
             cwd=stack.env.get("PWD", None) or Path(__file__).resolve().parent.parent,
-            env=stack.env, capture_output=True, text=True, check=False,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         print(result.stdout.strip())
         if result.returncode:
@@ -70,9 +86,7 @@ def main() -> None:
         if args.backlog:
             import redis
 
-            left = sum(
-                redis.Redis.from_url(stack.redis_url).llen(f"celery:{p}") for p in range(10)
-            )
+            left = sum(redis.Redis.from_url(stack.redis_url).llen(f"celery:{p}") for p in range(10))
             print(f"backlog tasks still queued when the chat finished: {left}")
         sys.exit(result.returncode)
 

@@ -77,14 +77,21 @@ class Stack:
 
     def manage(self, *args: str) -> None:
         subprocess.run(
-            [PYTHON, "manage.py", *args], cwd=BASE_DIR, env=self.env, check=True,
+            [PYTHON, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=self.env,
+            check=True,
             stdout=subprocess.DEVNULL,
         )
 
     def spawn(self, name: str, *cmd: str) -> subprocess.Popen:
         log = (self.workdir / f"{name}.log").open("w")
         process = subprocess.Popen(
-            list(cmd), cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            list(cmd),
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append(process)
@@ -92,9 +99,25 @@ class Stack:
 
     def start_worker(self, name: str, queues: str = "celery", concurrency: int = 2) -> None:
         self.spawn(
-            name, PYTHON, "-m", "celery", "-A", "whatsappcrm_backend", "worker", "-Q", queues,
-            "-n", f"{name}@%h", "--concurrency", str(concurrency), "--prefetch-multiplier", "1",
-            "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            name,
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "whatsappcrm_backend",
+            "worker",
+            "-Q",
+            queues,
+            "-n",
+            f"{name}@%h",
+            "--concurrency",
+            str(concurrency),
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
         )
         log = self.workdir / f"{name}.log"
         wait_until(lambda: log.exists() and " ready." in log.read_text(), 60, f"{name} ready")
@@ -108,8 +131,17 @@ class Stack:
             wait_until(lambda: http_ok(f"{self.sandbox_url}/sandbox/meta/sent"), 30, "sandbox")
         if web:
             self.spawn(
-                "web", PYTHON, "-m", "gunicorn", "whatsappcrm_backend.wsgi", "--bind",
-                f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4",
+                "web",
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "whatsappcrm_backend.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.web_port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
             )
             wait_until(lambda: http_ok(f"{self.web_url}/healthz"), 30, "web")
 

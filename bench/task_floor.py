@@ -1,6 +1,6 @@
 """The floor: enqueue->start of a no-op task on one real worker, back to back and with gaps.
 
-    .venv/bin/python bench/task_floor.py [--samples 300]
+.venv/bin/python bench/task_floor.py [--samples 300]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stack import measure_task_floor, running_stack  # noqa: E402
+from bench.stack import measure_task_floor, running_stack
 
 
 def main() -> None:

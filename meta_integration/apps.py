@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class MetaIntegrationConfig(AppConfig):
     name = "meta_integration"
     verbose_name = "WhatsApp channel"
+
+    def ready(self) -> None:
+        from meta_integration import checks  # noqa: F401 - registers the system checks

@@ -82,7 +82,8 @@ def buttons_message(
     ids = [_require(b.get("id", ""), "button id", BUTTON_ID_MAX) for b in buttons]
     action = {
         "buttons": [
-            {"type": "reply", "reply": {"id": i, "title": t}} for i, t in zip(ids, titles, strict=True)
+            {"type": "reply", "reply": {"id": i, "title": t}}
+            for i, t in zip(ids, titles, strict=True)
         ]
     }
     return _interactive("button", body, action, header, footer)
@@ -120,7 +121,10 @@ def list_message(
             if row_id in row_ids:
                 raise MessageValidationError(f"row id {row_id!r} is used twice")
             row_ids.add(row_id)
-            built = {"id": row_id, "title": _require(row.get("title", ""), "row title", ROW_TITLE_MAX)}
+            built = {
+                "id": row_id,
+                "title": _require(row.get("title", ""), "row title", ROW_TITLE_MAX),
+            }
             description = _optional(row.get("description"), "row description", ROW_DESCRIPTION_MAX)
             if description:
                 built["description"] = description

@@ -7,6 +7,7 @@ redelivery or a retried task a no-op instead of a duplicate.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class WhatsAppNumber(models.Model):
@@ -64,6 +65,9 @@ class InboundMessage(models.Model):
     sent_at = models.DateTimeField(help_text="Meta's timestamp for the message.")
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    read_receipt_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Meta accepted our mark-as-read (blue ticks)."
+    )
 
     class Meta:
         indexes = [
@@ -85,9 +89,7 @@ class OutboundStatus(models.TextChoices):
 
 
 class OutboundMessage(models.Model):
-    contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="outbound_messages"
-    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="outbound_messages")
     number = models.ForeignKey(WhatsAppNumber, null=True, blank=True, on_delete=models.SET_NULL)
     in_reply_to = models.ForeignKey(
         InboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
@@ -110,6 +112,10 @@ class OutboundMessage(models.Model):
     error_code = models.IntegerField(null=True, blank=True)
     error_details = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
+    # When the row is next due to be sent: now when queued, later while a retry waits out its
+    # backoff. The sweeper re-enqueues a queued row only once this is older than its grace, so
+    # it never hurries a retry that is merely waiting.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     sending_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -120,10 +126,20 @@ class OutboundMessage(models.Model):
         indexes = [
             models.Index(fields=["status", "queued_at"], name="outbound_status_age"),
             models.Index(fields=["contact", "queued_at"], name="outbound_contact"),
+            models.Index(fields=["status", "next_attempt_at"], name="outbound_status_due"),
+            models.Index(fields=["status", "sending_at"], name="outbound_status_sending"),
         ]
 
     def __str__(self) -> str:
         return f"{self.message_type} to {self.contact_id} [{self.status}]"
+
+
+class FailedOutboundMessage(OutboundMessage):
+    """The failed sends, as their own admin page with a replay action."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed send"
 
 
 class WebhookEvent(models.Model):

@@ -1,3 +1,7 @@
 from django.urls import path
 
-urlpatterns: list = []  # the webhook view is added by the channel issue
+from meta_integration import views
+
+urlpatterns = [
+    path("webhooks/whatsapp/", views.whatsapp_webhook, name="whatsapp-webhook"),
+]

@@ -56,7 +56,9 @@ class WorkerProcess:
         """The prefork children that run the tasks."""
         out = subprocess.run(
             ["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout
         return [int(pid) for pid in out.split()]
 
@@ -95,13 +97,32 @@ def celery_worker_factory(
         }
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "whatsappcrm_backend", "worker",
-                "-Q", queues, "-n", name, "--concurrency", str(concurrency),
-                "--pool", "prefork", "--prefetch-multiplier", "1", "--loglevel", "INFO",
-                "--without-gossip", "--without-mingle", *(extra_args or []),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "whatsappcrm_backend",
+                "worker",
+                "-Q",
+                queues,
+                "-n",
+                name,
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "prefork",
+                "--prefetch-multiplier",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                *(extra_args or []),
             ],
-            cwd=BASE_DIR, env=worker_env,
-            stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+            cwd=BASE_DIR,
+            env=worker_env,
+            stdout=log_path.open("w"),
+            stderr=subprocess.STDOUT,
         )
         worker = WorkerProcess(process, log_path, name)
         workers.append(worker)

@@ -30,6 +30,6 @@ def health_report() -> dict[str, object]:
     failed = {name: error for name, error in checks.items() if error}
     return {
         "status": "ok" if not failed else "fail",
-        "checks": {name: ("ok" if not error else error) for name, error in checks.items()},
+        "checks": {name: error or "ok" for name, error in checks.items()},
         "failed": sorted(failed),
     }

@@ -163,6 +163,23 @@ META_SANDBOX_WEBHOOK_URL = env_str(
 META_SWEEP_GRACE_SECONDS = env_int("META_SWEEP_GRACE_SECONDS", 30)
 META_SENDING_GRACE_SECONDS = env_int("META_SENDING_GRACE_SECONDS", 120)
 META_SEND_MAX_RETRIES = env_int("META_SEND_MAX_RETRIES", 8)
+# Send retries: exponential backoff with jitter from this base, capped below Celery's countdown
+# ceiling (whatsappcrm_backend.celery.MAX_COUNTDOWN_SECONDS).
+META_SEND_RETRY_BASE_SECONDS = env_float("META_SEND_RETRY_BASE_SECONDS", 2.0)
+META_SEND_RETRY_MAX_SECONDS = env_float("META_SEND_RETRY_MAX_SECONDS", 300.0)
+META_READ_RECEIPT_MAX_RETRIES = env_int("META_READ_RECEIPT_MAX_RETRIES", 3)
+# The circuit breaker shared by every worker through Redis.
+META_BREAKER_FAIL_MAX = env_int("META_BREAKER_FAIL_MAX", 5)
+META_BREAKER_RESET_SECONDS = env_float("META_BREAKER_RESET_SECONDS", 30.0)
+# How long a send may wait for a rate-limit slot before it retries instead.
+META_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("META_RATE_LIMIT_MAX_WAIT_SECONDS", 1.0)
+META_HTTP_POOL_SIZE = env_int("META_HTTP_POOL_SIZE", 10)
+# Unprocessed inbound messages older than this are no longer re-enqueued every sweep.
+META_SWEEP_MAX_AGE_SECONDS = env_int("META_SWEEP_MAX_AGE_SECONDS", 24 * 3600)
+META_SWEEP_BATCH_SIZE = env_int("META_SWEEP_BATCH_SIZE", 500)
+# The sandbox's status callbacks to our webhook, and its per-recipient burst allowance.
+META_SANDBOX_STATUS_CALLBACKS = env_bool("META_SANDBOX_STATUS_CALLBACKS", True)
+META_SANDBOX_PAIR_BURST = env_int("META_SANDBOX_PAIR_BURST", 45)
 
 # Flows.
 FLOWS_GLOBAL_COMMANDS = env_list("FLOWS_GLOBAL_COMMANDS", "menu,cancel")

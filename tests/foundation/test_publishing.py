@@ -43,16 +43,16 @@ def test_route_priority_lands_in_the_redis_priority_list(redis_conn):
 
 
 @pytest.fixture
-def broker_down(monkeypatch):
+def broker_down():
     """Point the app's producers at a closed port (connection refused), then restore."""
     app = publishing.app
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(app.conf, "broker_write_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+    # Save both first: broker_write_url's getter falls back to broker_url.
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    app._pool = app.amqp._producer_pool = None
     yield
-    app._pool = None
-    app.amqp._producer_pool = None
+    app.conf.broker_url, app.conf.broker_write_url = saved
+    app._pool = app.amqp._producer_pool = None
 
 
 def test_broker_down_is_logged_not_raised(broker_down, caplog):

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from whatsappcrm_backend.env import env_bool, env_int, env_list, env_str
 

@@ -1,0 +1,107 @@
+"""The sweeper: re-enqueue what a lost publish, a dead broker or a killed worker stranded.
+
+Rows are written before anything is enqueued, so the database always knows what is owed.
+Every task is idempotent (a conditional claim, a unique key), so a sweep can never send twice;
+the only resend that may duplicate, a row stuck in `sending` after its worker died, waits for
+META_SENDING_GRACE_SECONDS (longer than the task's hard limit and than Meta's status echo
+usually takes) and is flagged `possible_duplicate` for the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from meta_integration import conf
+from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus, WebhookEvent
+from meta_integration.services import FLOW_TASK, SEND_TASK
+from whatsappcrm_backend.celery import Priority
+from whatsappcrm_backend.publishing import publish
+
+logger = logging.getLogger(__name__)
+
+PURGE_CHUNK = 5000
+
+
+def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """One sweep. Returns counts of what it re-enqueued (and how many publishes failed)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=int(settings.META_SWEEP_GRACE_SECONDS))
+    oldest = now - timedelta(seconds=int(conf.get("META_SWEEP_MAX_AGE_SECONDS")))
+    limit = int(conf.get("META_SWEEP_BATCH_SIZE"))
+    report = {"flows": 0, "queued": 0, "resent": 0, "publish_failures": 0}
+
+    def send(task: str, pk: int, priority: int, key: str) -> None:
+        if publish(task, pk, priority=priority):
+            report[key] += 1
+        else:
+            report["publish_failures"] += 1
+
+    # Inbound messages the flow never processed (its task lost, or the broker was down).
+    contact_ids = list(
+        InboundMessage.objects.filter(
+            processed_at__isnull=True, received_at__lt=cutoff, received_at__gte=oldest
+        )
+        .order_by()
+        .values_list("contact_id", flat=True)
+        .distinct()[:limit]
+    )
+    for contact_id in contact_ids:
+        send(FLOW_TASK, contact_id, Priority.REPLY, "flows")
+
+    # Queued sends whose task is gone. next_attempt_at moves on, so a row is re-published at
+    # most once per grace period (and a retry waiting out its backoff is not due yet).
+    due = list(
+        OutboundMessage.objects.filter(status=OutboundStatus.QUEUED, next_attempt_at__lt=cutoff)
+        .order_by("next_attempt_at")
+        .values_list("pk", "priority")[:limit]
+    )
+    if due:
+        OutboundMessage.objects.filter(
+            pk__in=[pk for pk, _ in due], status=OutboundStatus.QUEUED
+        ).update(next_attempt_at=now)
+    for pk, priority in due:
+        send(SEND_TASK, pk, priority, "queued")
+
+    # Sends whose worker died between the claim and recording the answer. Meta's echo would
+    # have completed them by now if Meta had accepted them; resend, flagged.
+    sending_cutoff = now - timedelta(seconds=int(settings.META_SENDING_GRACE_SECONDS))
+    stuck = list(
+        OutboundMessage.objects.filter(status=OutboundStatus.SENDING, sending_at__lt=sending_cutoff)
+        .order_by("sending_at")
+        .values_list("pk", "priority", "sending_at")[:limit]
+    )
+    for pk, priority, sending_at in stuck:
+        returned = OutboundMessage.objects.filter(
+            pk=pk, status=OutboundStatus.SENDING, sending_at=sending_at
+        ).update(status=OutboundStatus.QUEUED, possible_duplicate=True, next_attempt_at=now)
+        if returned:
+            logger.warning(
+                "outbound %s stuck in sending since %s: resending, possible duplicate",
+                pk,
+                sending_at,
+            )
+            send(SEND_TASK, pk, priority, "resent")
+    if any(report.values()):
+        logger.info("sweep: %s", report)
+    return report
+
+
+def webhook_events_purge(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete raw webhook events older than the retention, in chunks (short transactions)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=int(settings.META_WEBHOOK_EVENT_RETENTION_DAYS))
+    deleted = 0
+    while True:
+        pks = list(
+            WebhookEvent.objects.filter(received_at__lt=cutoff).values_list("pk", flat=True)[
+                :PURGE_CHUNK
+            ]
+        )
+        if not pks:
+            break
+        deleted += WebhookEvent.objects.filter(pk__in=pks).delete()[0]
+    return {"deleted": deleted}

@@ -1,0 +1,87 @@
+"""Celery tasks of the WhatsApp channel: thin, by id, owning only retry policy.
+
+Routes and priorities come from whatsappcrm_backend.celery.TASK_ROUTES; an outbound row's
+`priority` is what its send task is (re)published with, so a bulk send stays bulk on retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from meta_integration import sending, sweeper
+from whatsappcrm_backend.celery import LATENCY_QUEUE, Priority
+from whatsappcrm_backend.locks import single_run
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="send_whatsapp_message_task",
+    queue=LATENCY_QUEUE,
+    bind=True,
+    # The row's `attempts` bounds retries (META_SEND_MAX_RETRIES), not Celery's counter,
+    # which restarts whenever the sweeper or a replay publishes a fresh task.
+    max_retries=None,
+    soft_time_limit=20,
+    time_limit=30,
+    acks_late=True,
+)
+def send_whatsapp_message_task(self, outbound_id: int) -> dict[str, Any]:
+    try:
+        result = sending.outbound_send(outbound_id=outbound_id)
+    except SoftTimeLimitExceeded:
+        # The request may have reached Meta: leave the row `sending` for the status echo or,
+        # after the grace period, the sweeper. Never resend blindly from here.
+        logger.warning(
+            "send of outbound %s hit its soft time limit; left to the sweeper", outbound_id
+        )
+        return {"outcome": "timeout", "outbound_id": outbound_id}
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in, priority=result.priority)
+    return result.as_dict()
+
+
+@shared_task(
+    name="send_read_receipt_task",
+    queue=LATENCY_QUEUE,
+    bind=True,
+    max_retries=None,  # bounded by META_READ_RECEIPT_MAX_RETRIES in the service
+    soft_time_limit=20,
+    time_limit=30,
+    acks_late=True,
+)
+def send_read_receipt_task(self, inbound_message_id: int) -> dict[str, Any]:
+    result = sending.read_receipt_send(
+        inbound_message_id=inbound_message_id, retries=self.request.retries or 0
+    )
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in, priority=Priority.RECEIPT)
+    return result.as_dict()
+
+
+@shared_task(
+    name="sweep_stranded_messages_task",
+    queue=LATENCY_QUEUE,
+    ignore_result=False,  # the console shows what each scheduled run did
+    soft_time_limit=50,
+    time_limit=60,
+)
+@single_run("sweep_stranded_messages_task", timeout=60)
+def sweep_stranded_messages_task() -> dict[str, Any]:
+    return sweeper.stranded_messages_sweep()
+
+
+@shared_task(
+    name="purge_webhook_events_task",
+    queue=LATENCY_QUEUE,
+    ignore_result=False,
+    soft_time_limit=300,
+    time_limit=330,
+)
+@single_run("purge_webhook_events_task", timeout=330)
+def purge_webhook_events_task() -> dict[str, Any]:
+    return sweeper.webhook_events_purge()

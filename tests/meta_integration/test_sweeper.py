@@ -1,0 +1,123 @@
+"""The sweeper re-enqueues what was stranded, never what is merely waiting; the purge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from meta_integration import schedules, sweeper
+from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus, WebhookEvent
+from meta_integration.tasks import purge_webhook_events_task, sweep_stranded_messages_task
+from tests.factories import make_contact, make_inbound, new_wamid
+from whatsappcrm_backend import publishing
+from whatsappcrm_backend.celery import TASK_ROUTES, Priority
+
+pytestmark = pytest.mark.django_db
+
+FLOW = "process_flow_for_message_task"
+SEND = "send_whatsapp_message_task"
+
+
+def ago(seconds: float):
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+def outbound(contact, status, **fields):
+    return OutboundMessage.objects.create(
+        contact=contact,
+        idempotency_key=new_wamid() + ":0",
+        message_type="text",
+        payload={"type": "text", "text": {"body": "x"}},
+        status=status,
+        **fields,
+    )
+
+
+def inbound(contact, received_seconds_ago: float, **fields):
+    row = make_inbound(contact, **fields)
+    InboundMessage.objects.filter(pk=row.pk).update(received_at=ago(received_seconds_ago))
+    return row
+
+
+def test_unprocessed_inbound_past_the_grace_gets_its_flow_task_once_per_contact(contact, published):
+    other = make_contact(wa_id="16505550999")
+    inbound(contact, 60)
+    inbound(contact, 45)
+    inbound(other, 5)  # within the grace: the flow task may still be on its way
+    inbound(other, 60, processed_at=timezone.now())
+    inbound(make_contact(wa_id="16505550888"), 3 * 86400)  # too old to keep retrying
+    report = sweeper.stranded_messages_sweep()
+    assert report["flows"] == 1
+    assert published.of(FLOW) == [([contact.pk], {"priority": Priority.REPLY, "retry": False})]
+
+
+def test_a_queued_send_past_the_grace_is_republished_with_its_priority_once(contact, published):
+    lost = outbound(contact, OutboundStatus.QUEUED, priority=Priority.BULK, next_attempt_at=ago(60))
+    outbound(contact, OutboundStatus.QUEUED, next_attempt_at=ago(5))
+    outbound(contact, OutboundStatus.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=90))
+    assert sweeper.stranded_messages_sweep()["queued"] == 1
+    assert published.of(SEND) == [([lost.pk], {"priority": Priority.BULK, "retry": False})]
+    # Re-published now: not again until another grace period has passed.
+    assert sweeper.stranded_messages_sweep()["queued"] == 0
+
+
+def test_a_row_stuck_in_sending_is_requeued_flagged_and_republished(contact, published, settings):
+    settings.META_SENDING_GRACE_SECONDS = 120
+    stuck = outbound(contact, OutboundStatus.SENDING, sending_at=ago(200), attempts=1, priority=3)
+    busy = outbound(contact, OutboundStatus.SENDING, sending_at=ago(10), attempts=1)
+    report = sweeper.stranded_messages_sweep()
+    assert report["resent"] == 1
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.possible_duplicate) == (OutboundStatus.QUEUED, True)
+    assert published.of(SEND) == [([stuck.pk], {"priority": 3, "retry": False})]
+    busy.refresh_from_db()
+    assert (busy.status, busy.possible_duplicate) == (OutboundStatus.SENDING, False)
+
+
+def test_nothing_to_do_is_a_quiet_sweep(published):
+    assert sweeper.stranded_messages_sweep() == {
+        "flows": 0,
+        "queued": 0,
+        "resent": 0,
+        "publish_failures": 0,
+    }
+    assert published.calls == []
+
+
+def test_failed_publishes_are_counted_and_retried_next_grace(contact, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(publishing.app, "send_task", refuse)
+    inbound(contact, 60)
+    assert sweeper.stranded_messages_sweep()["publish_failures"] == 1
+
+
+def test_purge_deletes_events_older_than_the_retention(settings):
+    settings.META_WEBHOOK_EVENT_RETENTION_DAYS = 7
+    old = WebhookEvent.objects.create(body="{}")
+    WebhookEvent.objects.filter(pk=old.pk).update(received_at=ago(8 * 86400))
+    recent = WebhookEvent.objects.create(body="{}")
+    assert sweeper.webhook_events_purge() == {"deleted": 1}
+    assert list(WebhookEvent.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_overlapping_scheduled_runs_are_skipped(redis_conn, published):
+    lock = redis_conn.lock("lock:sweep_stranded_messages_task", timeout=30)
+    assert lock.acquire(blocking=False)
+    try:
+        assert sweep_stranded_messages_task() == {"skipped": True}
+    finally:
+        lock.release()
+    assert sweep_stranded_messages_task()["flows"] == 0
+    assert purge_webhook_events_task() == {"deleted": 0}
+
+
+def test_schedules_are_declared_for_beat():
+    by_task = {entry["task"]: entry for entry in schedules.SCHEDULES}
+    assert by_task["sweep_stranded_messages_task"]["every_seconds"] == 30
+    assert by_task["purge_webhook_events_task"]["every_seconds"] == 3600
+    for entry in schedules.SCHEDULES:
+        assert entry["task"] in TASK_ROUTES and entry["name"] and entry["description"]
