@@ -8,13 +8,14 @@ sandbox records with every message it accepts.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from meta_integration.envelopes import webhook_envelope
 
 # No "help"/"support"/"agent"/"human": the demo flows hand those over to a human and the bot
 # goes silent, which a load test would count as missing replies.
@@ -74,47 +75,25 @@ def text_event(
     waba_id: str,
 ) -> dict[str, Any]:
     """A real-shaped inbound text webhook (contacts[0] carries user_id, as in 2026)."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": waba_id,
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": display_phone_number,
-                                "phone_number_id": phone_number_id,
-                            },
-                            "contacts": [
-                                {
-                                    "profile": {"name": user.name},
-                                    "wa_id": user.wa_id,
-                                    "user_id": user.user_id,
-                                }
-                            ],
-                            "messages": [
-                                {
-                                    "from": user.wa_id,
-                                    "id": wamid,
-                                    "timestamp": str(timestamp),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-
-
-def encode_event(event: dict[str, Any]) -> bytes:
-    """Bytes as Meta sends them: compact, escaped unicode."""
-    return json.dumps(event, separators=(",", ":")).encode("ascii")
+    return webhook_envelope(
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        display_phone_number=display_phone_number,
+        value={
+            "contacts": [
+                {"profile": {"name": user.name}, "wa_id": user.wa_id, "user_id": user.user_id}
+            ],
+            "messages": [
+                {
+                    "from": user.wa_id,
+                    "id": wamid,
+                    "timestamp": str(timestamp),
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        },
+    )
 
 
 def reply_key(inbound_wamid: str) -> str:

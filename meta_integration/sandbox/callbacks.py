@@ -9,7 +9,6 @@ fake Graph API itself.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import queue
 import threading
@@ -19,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from meta_integration.envelopes import encode_event, webhook_envelope
 from meta_integration.signatures import HEADER, sign
 
 logger = logging.getLogger(__name__)
@@ -65,33 +65,15 @@ def status_event(
         ]
     if biz_opaque_callback_data:
         item["biz_opaque_callback_data"] = biz_opaque_callback_data
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": waba_id,
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": display_phone_number,
-                                "phone_number_id": phone_number_id,
-                            },
-                            "contacts": [{"wa_id": recipient, "user_id": user_id_for(recipient)}],
-                            "statuses": [item],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-
-
-def encode_event(event: dict[str, Any]) -> bytes:
-    # Meta signs "an escaped unicode version of the payload": ASCII with \\u escapes.
-    return json.dumps(event, separators=(",", ":")).encode("ascii")
+    return webhook_envelope(
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        display_phone_number=display_phone_number,
+        value={
+            "contacts": [{"wa_id": recipient, "user_id": user_id_for(recipient)}],
+            "statuses": [item],
+        },
+    )
 
 
 @dataclass

@@ -3,7 +3,6 @@ Graph sandbox over HTTP -> signed status callbacks back to the webhook."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from meta_integration.envelopes import encode_event, webhook_envelope
 from meta_integration.sandbox import make_server
 from meta_integration.signatures import sign
 from tests.conftest import wait_for
@@ -21,46 +21,27 @@ from tests.factories import new_wamid
 
 def inbound_event(wa_id: str, text: str, wamid: str | None = None, name: str = "Ann") -> dict:
     """A Meta `messages` webhook envelope with one text message."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": settings.META_WABA_ID,
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": settings.META_DISPLAY_PHONE_NUMBER,
-                                "phone_number_id": settings.META_PHONE_NUMBER_ID,
-                            },
-                            "contacts": [
-                                {
-                                    "profile": {"name": name},
-                                    "wa_id": wa_id,
-                                    "user_id": f"US.{wa_id}",
-                                }
-                            ],
-                            "messages": [
-                                {
-                                    "from": wa_id,
-                                    "id": wamid or new_wamid(),
-                                    "timestamp": str(int(time.time())),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    return webhook_envelope(
+        waba_id=settings.META_WABA_ID,
+        phone_number_id=settings.META_PHONE_NUMBER_ID,
+        display_phone_number=settings.META_DISPLAY_PHONE_NUMBER,
+        value={
+            "contacts": [{"profile": {"name": name}, "wa_id": wa_id, "user_id": f"US.{wa_id}"}],
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": wamid or new_wamid(),
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        },
+    )
 
 
 def signed(event: dict) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(event, separators=(",", ":")).encode()
+    body = encode_event(event)
     return body, {
         "Content-Type": "application/json",
         "X-Hub-Signature-256": sign(body, settings.META_APP_SECRET),

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from meta_integration import parsing, sending, services, simulation
+from meta_integration import envelopes, parsing, sending, services, simulation
 from meta_integration.messages import text_message
 from meta_integration.models import InboundMessage
 from meta_integration.signatures import sign, verify
@@ -45,7 +45,7 @@ def test_the_event_is_a_real_shaped_signed_webhook_our_parser_reads():
         display_phone_number="15550783881",
         waba_id="1",
     )
-    body = simulation.encode_event(event)
+    body = envelopes.encode_event(event)
     assert body.isascii()  # escaped unicode, like Meta
     assert verify(body, sign(body, "s"), "s")
     batch = parsing.parse_event(json.loads(body))

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from requests.adapters import HTTPAdapter
 
-from meta_integration import simulation
+from meta_integration import envelopes, simulation
 from meta_integration.signatures import HEADER, sign
 
 
@@ -121,7 +121,7 @@ class Command(BaseCommand):
                     waba_id=settings.META_WABA_ID,
                 )
                 redeliver = rng.uniform(0, 0.5) if rng.random() < duplicates else None
-                futures.append(pool.submit(post, wamid, simulation.encode_event(event), redeliver))
+                futures.append(pool.submit(post, wamid, envelopes.encode_event(event), redeliver))
             wait(futures)
         self.stdout.write(f"posted {len(plan)} messages in {time.time() - start:.1f}s; waiting")
 
