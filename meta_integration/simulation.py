@@ -58,10 +58,14 @@ def new_wamid(rng: random.Random) -> str:
 
 
 def plan_messages(
-    users: Sequence[SimUser], per_user: int, rng: random.Random
+    users: Sequence[SimUser], total: int, rng: random.Random
 ) -> list[tuple[SimUser, str]]:
-    """Every user's messages, interleaved round-robin (each user's own order kept)."""
-    return [(user, message_text(rng)) for _ in range(per_user) for user in users]
+    """`total` messages spread round-robin over the users (each user's own order kept).
+
+    A total rather than a per-user count: Meta's pair limit (about one message per 6 s to one
+    user, bursts to ~45) makes hundreds of messages to one customer unrealistic.
+    """
+    return [(users[index % len(users)], message_text(rng)) for index in range(total)]
 
 
 def text_event(

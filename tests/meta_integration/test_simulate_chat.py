@@ -29,8 +29,8 @@ def test_users_are_distinct_and_plausible():
 def test_plan_interleaves_users_keeping_each_users_order():
     rng = random.Random(2)
     users = simulation.make_users(3, rng)
-    plan = simulation.plan_messages(users, 2, rng)
-    assert [u for u, _ in plan] == users + users
+    plan = simulation.plan_messages(users, 7, rng)
+    assert [u for u, _ in plan] == users + users + users[:1]
     assert all(text for _, text in plan)
 
 

@@ -1,6 +1,6 @@
 """Simulated customers chatting through the real webhook, replies read back from the sandbox.
 
-    manage.py simulate_chat --users 50 --messages 4 --rate 20 --duplicates 0.3
+    manage.py simulate_chat --users 20 --messages 200 --rate 20 --duplicates 0.3
 
 Posts signed, real-shaped webhook events (unique wamids, contacts[0].user_id) at about
 --rate messages per second in total, redelivers a fraction of them (same body again), waits
@@ -31,7 +31,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--users", type=int, default=10, help="simulated customers")
-        parser.add_argument("--messages", type=int, default=3, help="messages per customer")
+        parser.add_argument(
+            "--messages", type=int, default=30, help="messages in total, spread over the customers"
+        )
         parser.add_argument("--rate", type=float, default=10.0, help="messages per second, total")
         parser.add_argument(
             "--duplicates", type=float, default=0.0, help="fraction of POSTs redelivered (0..1)"
