@@ -155,7 +155,7 @@ def test_the_command_reports_every_reply_once(live_server, sandbox, eager_chain,
     call_command(
         "simulate_chat",
         users=4,
-        messages=3,
+        messages=12,
         rate=40,
         duplicates=0.5,
         webhook_url=live_server.url + "/webhooks/whatsapp/",
@@ -179,7 +179,7 @@ def test_the_command_exits_non_zero_when_replies_are_missing(live_server, sandbo
         call_command(
             "simulate_chat",
             users=2,
-            messages=1,
+            messages=2,
             rate=50,
             webhook_url=live_server.url + "/webhooks/whatsapp/",
             sandbox_url=sandbox.url,
