@@ -112,3 +112,24 @@ def hot_path(celery_worker_factory, live_server, graph_sandbox, demo_data):
     path.start_workers = start_workers
     path.sandbox_url = sandbox_url
     return path
+
+
+def button_reply_event(wa_id: str, reply_id: str, title: str, wamid: str | None = None) -> dict:
+    """The customer tapped a reply button (type interactive/button_reply)."""
+    event = inbound_event(wa_id, "", wamid=wamid)
+    message = event["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message["type"] = "interactive"
+    message["interactive"] = {
+        "type": "button_reply",
+        "button_reply": {"id": reply_id, "title": title},
+    }
+    return event
+
+
+def message_text(sent: dict) -> str:
+    """The readable text of a message the sandbox accepted."""
+    payload = sent["payload"]
+    if payload["type"] == "text":
+        return payload["text"]["body"]
+    return payload["interactive"]["body"]["text"]
