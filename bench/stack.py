@@ -18,6 +18,8 @@ from pathlib import Path
 
 import redis
 
+from whatsappcrm_backend.devenv import worker_argv
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -98,27 +100,7 @@ class Stack:
         return process
 
     def start_worker(self, name: str, queues: str = "celery", concurrency: int = 2) -> None:
-        self.spawn(
-            name,
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "whatsappcrm_backend",
-            "worker",
-            "-Q",
-            queues,
-            "-n",
-            f"{name}@%h",
-            "--concurrency",
-            str(concurrency),
-            "--prefetch-multiplier",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        )
+        self.spawn(name, *worker_argv(f"{name}@%h", queues, concurrency))
         log = self.workdir / f"{name}.log"
         wait_until(lambda: log.exists() and " ready." in log.read_text(), 60, f"{name} ready")
 

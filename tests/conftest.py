@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +17,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django_redis import get_redis_connection
+
+from whatsappcrm_backend.devenv import worker_argv
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -96,29 +97,7 @@ def celery_worker_factory(
             **(env or {}),
         }
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "whatsappcrm_backend",
-                "worker",
-                "-Q",
-                queues,
-                "-n",
-                name,
-                "--concurrency",
-                str(concurrency),
-                "--pool",
-                "prefork",
-                "--prefetch-multiplier",
-                "1",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                *(extra_args or []),
-            ],
+            [*worker_argv(name, queues, concurrency), *(extra_args or [])],
             cwd=BASE_DIR,
             env=worker_env,
             stdout=log_path.open("w"),

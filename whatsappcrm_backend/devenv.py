@@ -120,6 +120,16 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def worker_argv(name: str, queues: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
+    """A `celery worker` command line as tests and benchmarks start it (ready line at INFO)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "whatsappcrm_backend", "worker",
+        "-Q", queues, "-n", name, "--concurrency", str(concurrency), "--pool", "prefork",
+        "--prefetch-multiplier", "1", "--loglevel", loglevel,
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
