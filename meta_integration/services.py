@@ -67,7 +67,6 @@ TIMESTAMP_FIELD = {
 # --- outbound rows ------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def outbound_message_create(
     *,
     contact: Contact,
@@ -80,10 +79,9 @@ def outbound_message_create(
 
     `message` is a builder's output (meta_integration.messages). A key that already exists
     returns the existing row and publishes nothing: creating twice can never send twice.
+    The unique key decides, not a read before the insert: on the hot path (one call per reply)
+    that is a savepoint and an INSERT, with the lookup only when the key was taken.
     """
-    existing = OutboundMessage.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing, False
     try:
         with transaction.atomic():
             outbound = OutboundMessage.objects.create(
@@ -97,7 +95,7 @@ def outbound_message_create(
                 priority=int(priority),
             )
     except IntegrityError:
-        # A concurrent creator won the unique key between our read and insert.
+        # Created before (a redelivered task) or by a concurrent creator just now.
         return OutboundMessage.objects.get(idempotency_key=idempotency_key), False
     publish_on_commit(SEND_TASK, outbound.pk, priority=int(priority))
     return outbound, True

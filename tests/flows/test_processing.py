@@ -273,16 +273,16 @@ def test_processing_one_message_takes_a_pinned_number_of_queries(
         say(contact, "hi")  # the session exists and waits at the first question
     cache.get_definitions()  # warm, as in a running worker: definitions cost no query
     make_inbound(contact, "Ann")
-    # In production the outer SAVEPOINT/RELEASE pair is the (unlogged) BEGIN/COMMIT: 11.
+    # In production the outer SAVEPOINT/RELEASE pair is the (unlogged) BEGIN/COMMIT: 8.
     #  1 SAVEPOINT (the test's transaction wraps ours)
     #  2 SELECT contact FOR UPDATE (the per-contact lock)
     #  3 SELECT unprocessed inbound messages of the contact
     #  4 SELECT the contact's open sessions
-    #  5-10 outbound_message_create: SAVEPOINT, SELECT by key, SAVEPOINT, INSERT, RELEASE x2
-    #  11 UPDATE (or INSERT) the session
-    #  12 UPDATE processed_at of the messages
-    #  13 RELEASE SAVEPOINT
-    with django_assert_num_queries(13):
+    #  5-7 outbound_message_create: SAVEPOINT, INSERT, RELEASE
+    #  8 UPDATE (or INSERT) the session
+    #  9 UPDATE processed_at of the messages
+    #  10 RELEASE SAVEPOINT
+    with django_assert_num_queries(10):
         result = contact_messages_process(contact_id=contact.pk)
     assert result == {"processed": 1, "replies": 1}
 
