@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pybreaker
 import pytest
@@ -14,6 +12,7 @@ import requests
 from meta_integration import graph_api
 from meta_integration.messages import text_message
 from meta_integration.models import WhatsAppNumber
+from tests.http_stub import StubHTTPServer
 
 pytestmark = pytest.mark.django_db
 
@@ -89,29 +88,6 @@ def test_a_read_timeout_is_retryable_but_waits_for_the_echo(sandbox, settings, n
     assert outcome.min_delay >= 15  # Meta may have it: give its status echo time to arrive
 
 
-class OddServer:
-    """Answers every POST with a fixed status and body (a proxy's HTML page, garbage...)."""
-
-    def __init__(self, status: int, body: bytes, content_type: str = "text/html") -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-
 @pytest.mark.parametrize(
     ("status", "body", "kind"),
     [
@@ -125,13 +101,13 @@ class OddServer:
 def test_malformed_answers_are_classified_never_raised(
     settings, num, redis_conn, status, body, kind
 ):
-    odd = OddServer(status, body)
+    # Answers every POST with a fixed status and body (a proxy's HTML page, garbage...).
+    odd = StubHTTPServer(lambda headers, _: (status, "text/html", body))
     settings.META_GRAPH_BASE_URL = odd.url
     try:
         result = graph_api.send_message(num, "1", text_message("x"))
     finally:
-        odd.server.shutdown()
-        odd.server.server_close()
+        odd.close()
     assert result.outcome.kind == kind
     assert result.wamid is None
 

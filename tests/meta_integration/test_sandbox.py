@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import requests
 
 from meta_integration.sandbox import make_server
 from meta_integration.signatures import HEADER, verify
+from tests.http_stub import StubHTTPServer
 from tests.meta_integration.conftest import start_sandbox
 
 TOKEN = "sandbox-access-token"
@@ -288,36 +288,12 @@ def test_config_control_and_bad_control_bodies(fake):
 # --- status callbacks -------------------------------------------------------------------------
 
 
-class Receiver:
-    """A tiny HTTP server that records POSTs (stands in for our webhook)."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.posts.append((dict(self.headers), body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/whatsapp/"
-
-
 @pytest.fixture
 def receiver():
-    receiver = Receiver()
+    """Stands in for our webhook and records what the sandbox POSTs to it."""
+    receiver = StubHTTPServer(path="/webhooks/whatsapp/")
     yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    receiver.close()
 
 
 def wait_for_posts(receiver, count, timeout=5.0):
