@@ -7,6 +7,8 @@ Actions call services.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -50,33 +52,36 @@ class ContactAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ("block", "unblock", "hand_over", "resolve")
 
+    def _apply(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Contact],
+        change: Callable[..., int],
+        done: str,
+    ) -> None:
+        """Run one contact service on the selected ids and say how many it changed."""
+        count = change(ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} contact(s) {done}.")
+
     @admin.action(description="Block selected contacts")
     def block(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
-        count = services.contacts_set_blocked(
-            ids=queryset.values_list("pk", flat=True), blocked=True
-        )
-        self.message_user(request, f"{count} contact(s) blocked.")
+        change = partial(services.contacts_set_blocked, blocked=True)
+        self._apply(request, queryset, change, "blocked")
 
     @admin.action(description="Unblock selected contacts")
     def unblock(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
-        count = services.contacts_set_blocked(
-            ids=queryset.values_list("pk", flat=True), blocked=False
-        )
-        self.message_user(request, f"{count} contact(s) unblocked.")
+        change = partial(services.contacts_set_blocked, blocked=False)
+        self._apply(request, queryset, change, "unblocked")
 
     @admin.action(description="Hand over to a human (bot stays silent)")
     def hand_over(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
-        count = services.contacts_set_needs_human(
-            ids=queryset.values_list("pk", flat=True), needs_human=True
-        )
-        self.message_user(request, f"{count} contact(s) handed over to a human.")
+        change = partial(services.contacts_set_needs_human, needs_human=True)
+        self._apply(request, queryset, change, "handed over to a human")
 
     @admin.action(description="Resolve: give back to the bot")
     def resolve(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
-        count = services.contacts_set_needs_human(
-            ids=queryset.values_list("pk", flat=True), needs_human=False
-        )
-        self.message_user(request, f"{count} contact(s) given back to the bot.")
+        change = partial(services.contacts_set_needs_human, needs_human=False)
+        self._apply(request, queryset, change, "given back to the bot")
 
 
 class ProcessedFilter(admin.SimpleListFilter):
