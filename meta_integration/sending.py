@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from meta_integration import conf, graph_api, selectors
@@ -134,29 +134,25 @@ def _earlier_send_in_flight(outbound_id: int) -> int | None:
     reply (priority), and a row that is stranded (long overdue, or `sending` longer than the
     hard time limit) does not hold anything up: order gives way to liveness there.
     """
+    now = timezone.now()
+    earlier_in_flight = OutboundMessage.objects.filter(
+        contact_id=OuterRef("contact_id"), pk__lt=OuterRef("pk"), priority__lte=OuterRef("priority")
+    ).filter(
+        Q(
+            status=OutboundStatus.QUEUED,
+            next_attempt_at__gte=now - ORDER_QUEUED_WINDOW,
+            next_attempt_at__lte=now + ORDER_DUE_SOON,
+        )
+        | Q(status=OutboundStatus.SENDING, sending_at__gte=now - ORDER_SENDING_WINDOW)
+    )
+    # One query: the row (if still queued) and whether anything earlier holds it up.
     row = (
         OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.QUEUED)
-        .values("contact_id", "priority")
+        .annotate(blocked=Exists(earlier_in_flight))
+        .values("priority", "blocked")
         .first()
     )
-    if row is None:
-        return None
-    now = timezone.now()
-    blocked = (
-        OutboundMessage.objects.filter(
-            contact_id=row["contact_id"], pk__lt=outbound_id, priority__lte=row["priority"]
-        )
-        .filter(
-            Q(
-                status=OutboundStatus.QUEUED,
-                next_attempt_at__gte=now - ORDER_QUEUED_WINDOW,
-                next_attempt_at__lte=now + ORDER_DUE_SOON,
-            )
-            | Q(status=OutboundStatus.SENDING, sending_at__gte=now - ORDER_SENDING_WINDOW)
-        )
-        .exists()
-    )
-    return row["priority"] if blocked else None
+    return row["priority"] if row and row["blocked"] else None
 
 
 def outbound_send(*, outbound_id: int) -> SendResult:
