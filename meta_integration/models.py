@@ -68,6 +68,12 @@ class InboundMessage(models.Model):
     read_receipt_sent_at = models.DateTimeField(
         null=True, blank=True, help_text="When Meta accepted our mark-as-read (blue ticks)."
     )
+    # Poison messages: every failed processing attempt is counted; after the limit the message
+    # is parked (kept, shown in the admin with its error, replayable) and the contact's later
+    # messages go through.
+    processing_attempts = models.PositiveSmallIntegerField(default=0)
+    processing_error = models.TextField(blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -77,6 +83,62 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_type} from {self.contact_id}: {self.text[:40]}"
+
+
+class ConversationWindow(models.Model):
+    """Meta's customer-service window is per (business number, customer) pair: a free-form
+    reply must leave from the number the customer wrote to, within 24 h of their message."""
+
+    number = models.ForeignKey(WhatsAppNumber, on_delete=models.CASCADE, related_name="windows")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="windows")
+    last_inbound_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["number", "contact"], name="meta_window_pair")
+        ]
+
+    def __str__(self) -> str:
+        return f"window {self.number_id}/{self.contact_id} since {self.last_inbound_at}"
+
+
+class TemplateStatus(models.TextChoices):
+    APPROVED = "APPROVED"
+    PENDING = "PENDING"
+    REJECTED = "REJECTED"
+    PAUSED = "PAUSED"
+    DISABLED = "DISABLED"
+    IN_APPEAL = "IN_APPEAL"
+    PENDING_DELETION = "PENDING_DELETION"
+    DELETED = "DELETED"
+
+
+class MessageTemplate(models.Model):
+    """The template catalogue of one WhatsApp Business Account, synced from the Graph API
+    (`GET /{waba-id}/message_templates`) and kept current by the template webhooks."""
+
+    waba_id = models.CharField("WABA id", max_length=64)
+    template_id = models.CharField(max_length=64, blank=True, help_text="Meta's id.")
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16)
+    category = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=24, choices=TemplateStatus.choices)
+    # Number of {{n}} placeholders in the body (what a send must supply).
+    body_parameter_count = models.PositiveSmallIntegerField(default=0)
+    components = models.JSONField(default=list, blank=True)
+    rejected_reason = models.CharField(max_length=200, blank=True)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["waba_id", "name", "language"], name="meta_template_unique"
+            )
+        ]
+        ordering = ["name", "language"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language}) [{self.status}]"
 
 
 class OutboundStatus(models.TextChoices):

@@ -43,6 +43,37 @@ TASK_ROUTES: dict[str, dict[str, object]] = {
     "process_flow_for_message_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
     "cleanup_idle_conversations_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
     "prune_ended_sessions_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
+    "sync_message_templates_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
+    # flows (humans in the conversation)
+    "flag_unanswered_handovers_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
+    # football_data_app: ingestion
+    **{
+        name: {"queue": FOOTBALL_QUEUE, "priority": Priority.BULK}
+        for name in (
+            "run_apifootball_full_update_task",
+            "fetch_and_update_leagues_task",
+            "_prepare_and_launch_event_odds_chord",
+            "fetch_events_for_league_task",
+            "dispatch_odds_fetching_after_events_task",
+            "fetch_odds_for_single_event_task",
+            "run_score_and_settlement_task",
+            "fetch_scores_for_league_task",
+        )
+    },
+    # football_data_app: settlement (ahead of ingestion on the football queue)
+    **{
+        name: {"queue": FOOTBALL_QUEUE, "priority": Priority.MAINTENANCE}
+        for name in (
+            "process_ticket_settlement_task",
+            "process_ticket_settlement_batch_task",
+            "reconcile_and_settle_pending_items_task",
+            "settle_fixture_pipeline_task",
+            "settle_outcomes_for_fixture_task",
+            "settle_bets_for_fixture_task",
+            "settle_tickets_for_fixture_task",
+            "send_bet_ticket_settlement_notification_task",
+        )
+    },
     # whatsappcrm_backend: probes used by health checks and the benchmarks
     "noop_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
     "record_start_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},

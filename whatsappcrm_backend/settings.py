@@ -185,7 +185,12 @@ META_SANDBOX_PAIR_BURST = env_int("META_SANDBOX_PAIR_BURST", 45)
 FLOWS_GLOBAL_COMMANDS = env_list("FLOWS_GLOBAL_COMMANDS", "menu,cancel")
 FLOWS_SESSION_RETENTION_DAYS = env_int("FLOWS_SESSION_RETENTION_DAYS", 30)
 
-# API-Football (the football issue fills this in).
+# --- Humans in the conversation, templates (issue 13) ------------------------------------------
+
+# --- Job-operations console (issue 12) ----------------------------------------------------------
+
+# --- Football (issue 11) ----------------------------------------------------------------------
+# API-Football.
 APIFOOTBALL_BASE_URL = env_str(
     "APIFOOTBALL_BASE_URL",
     "http://127.0.0.1:8200" if SANDBOX else "https://v3.football.api-sports.io",

@@ -6,6 +6,7 @@ from whatsappcrm_backend import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("ops/", include("whatsappcrm_backend.console.urls")),
     path("admin/", admin.site.urls),
     path("", include("meta_integration.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Admin for tickets, legs and wallets with their ledger."""

@@ -1,0 +1,1 @@
+"""Admin for leagues, fixtures, markets, outcomes and API errors."""

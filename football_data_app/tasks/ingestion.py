@@ -1,0 +1,1 @@
+"""Ingestion tasks: leagues, fixtures, odds, scores (API-Football)."""

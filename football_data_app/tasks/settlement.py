@@ -1,0 +1,1 @@
+"""Settlement tasks: outcomes, tickets, payouts and settlement notifications."""

@@ -1,0 +1,3 @@
+"""Queues, workers, JSON and metrics."""
+
+urlpatterns: list = []

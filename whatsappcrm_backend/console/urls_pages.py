@@ -1,0 +1,3 @@
+"""Task results, schedules, failed work, sessions, latency and message lookup."""
+
+urlpatterns: list = []
