@@ -23,13 +23,31 @@ from whatsappcrm_backend.devenv import worker_argv
 BASE_DIR = Path(settings.BASE_DIR)
 
 
+def broker_redis():
+    """The broker's Redis database (settings.CELERY_BROKER_URL: REDIS_URL's number + 1)."""
+    import redis
+
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+@pytest.fixture
+def broker_conn(redis_conn):
+    """The broker's database (queues `celery`, `celery:3`, ..., `unacked`), flushed with
+    redis_conn. Queued tasks live here, never in the cache database."""
+    return broker_redis()
+
+
 @pytest.fixture
 def redis_conn():
-    """The test Redis database, flushed before and after the test (broker, cache, locks)."""
+    """The test Redis databases, flushed before and after the test: the cache/locks/limits
+    database (returned) and the broker's own database."""
     conn = get_redis_connection("default")
+    broker = broker_redis()
     conn.flushdb()
+    broker.flushdb()
     yield conn
     conn.flushdb()
+    broker.flushdb()
 
 
 def test_database_url() -> str:

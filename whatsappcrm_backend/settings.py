@@ -1,7 +1,9 @@
 """One settings module, read from the environment (see README for every variable).
 
-Defaults run a fresh checkout: SQLite under var/, the local Redis, SANDBOX on. Production sets
-DEBUG=0, SECRET_KEY, DATABASE_URL, REDIS_URL and the META_* / APIFOOTBALL_* secrets.
+Safe by default: DEBUG and SANDBOX are off unless the environment turns them on (`make run`
+and `make test` do, through whatsappcrm_backend/devenv.py), so a deployment that forgets them
+never accepts webhooks signed with the sandbox's published secret. Other defaults run a fresh
+checkout: SQLite under var/ and the local Redis.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
@@ -110,6 +112,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker, cache, locks, rate limits ------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _next_redis_db(url: str) -> str:
+    """The same server, the next database number: the broker's own, apart from the cache."""
+    base, _, db = url.rpartition("/")
+    if not db.isdigit():
+        raise ImproperlyConfigured(f"REDIS_URL must end with a database number, got {url!r}")
+    return f"{base}/{int(db) + 1}"
+
+
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -124,7 +136,9 @@ CACHES = {
 }
 
 # --- Celery (the app and its policies live in whatsappcrm_backend/celery.py) ----------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# The broker lives in its own Redis database (REDIS_URL's number + 1), so flushing or evicting
+# cache keys, locks and rate limits can never touch queued tasks.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", _next_redis_db(REDIS_URL))
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_CACHE_BACKEND = "default"
@@ -132,7 +146,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Application ---------------------------------------------------------------------------
-SANDBOX = env_bool("SANDBOX", DEBUG)
+SANDBOX = env_bool("SANDBOX", False)
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 300)
 
 # WhatsApp Cloud API. In SANDBOX mode the secrets default to the sandbox's own, so a fresh
@@ -186,6 +200,10 @@ FLOWS_GLOBAL_COMMANDS = env_list("FLOWS_GLOBAL_COMMANDS", "menu,cancel")
 FLOWS_SESSION_RETENTION_DAYS = env_int("FLOWS_SESSION_RETENTION_DAYS", 30)
 
 # --- Humans in the conversation, templates (issue 13) ------------------------------------------
+# A hand-over nobody has answered after this long is flagged in the agent's waiting list.
+FLOWS_HANDOVER_ALERT_SECONDS = env_int("FLOWS_HANDOVER_ALERT_SECONDS", 600)
+# Failed processing attempts of one inbound message before it is parked (poison message).
+FLOWS_MAX_PROCESSING_ATTEMPTS = env_int("FLOWS_MAX_PROCESSING_ATTEMPTS", 3)
 
 # --- Job-operations console (issue 12) ----------------------------------------------------------
 
@@ -196,6 +214,32 @@ APIFOOTBALL_BASE_URL = env_str(
     "http://127.0.0.1:8200" if SANDBOX else "https://v3.football.api-sports.io",
 )
 APIFOOTBALL_KEY = env_str("APIFOOTBALL_KEY", "sandbox-apifootball-key" if SANDBOX else "")
+# Betting house rules and settlement (docs/betting.md).
+# AWD (technical loss) and WO (walkover): void when True, else settle on the awarded score.
+FOOTBALL_VOID_NOT_PLAYED_ON_PITCH = env_bool("FOOTBALL_VOID_NOT_PLAYED_ON_PITCH", True)
+# A postponed (PST) fixture not played within this many hours is void.
+FOOTBALL_POSTPONED_VOID_HOURS = env_int("FOOTBALL_POSTPONED_VOID_HOURS", 48)
+# Tickets per settlement batch (SQLite caps it at 150: its bulk UPDATE parameter limit).
+FOOTBALL_SETTLEMENT_BATCH_SIZE = env_int("FOOTBALL_SETTLEMENT_BATCH_SIZE", 500)
+# Credited once to a new wallet when SANDBOX is on (demo customers can bet at once).
+FOOTBALL_SANDBOX_WELCOME_DEPOSIT = env_str("FOOTBALL_SANDBOX_WELCOME_DEPOSIT", "100.00")
+FOOTBALL_MAX_STAKE = env_str("FOOTBALL_MAX_STAKE", "10000.00")
+
+# The sandbox's secrets are printed in this repository: outside SANDBOX mode any of them is a
+# startup error, never a working credential.
+SANDBOX_PUBLISHED_SECRETS = {
+    "META_ACCESS_TOKEN": "sandbox-access-token",
+    "META_APP_SECRET": "sandbox-app-secret",
+    "META_VERIFY_TOKEN": "sandbox-verify-token",
+    "APIFOOTBALL_KEY": "sandbox-apifootball-key",
+}
+if not SANDBOX:
+    _published = sorted(k for k, v in SANDBOX_PUBLISHED_SECRETS.items() if globals()[k] == v)
+    if _published:
+        raise ImproperlyConfigured(
+            f"{', '.join(_published)} hold the sandbox's published values while SANDBOX is off: "
+            "set real secrets, or SANDBOX=1 for a local run"
+        )
 
 # --- Django housekeeping -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

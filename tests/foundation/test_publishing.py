@@ -21,25 +21,25 @@ def queued(redis_conn, queue: str = "celery") -> list[dict]:
     return messages
 
 
-def test_publish_after_commit_reaches_the_broker_with_a_publish_timestamp(redis_conn):
+def test_publish_after_commit_reaches_the_broker_with_a_publish_timestamp(broker_conn):
     with transaction.atomic():
         publishing.publish_on_commit("noop_task")
-        assert queued(redis_conn) == []  # not before the commit
-    [message] = queued(redis_conn)
+        assert queued(broker_conn) == []  # not before the commit
+    [message] = queued(broker_conn)
     assert message["headers"]["task"] == "noop_task"
     assert message["headers"]["published_at"] > 0
 
 
-def test_rollback_publishes_nothing(redis_conn):
+def test_rollback_publishes_nothing(broker_conn):
     with pytest.raises(RuntimeError), transaction.atomic():
         publishing.publish_on_commit("noop_task")
         raise RuntimeError("the row rolls back")
-    assert queued(redis_conn) == []
+    assert queued(broker_conn) == []
 
 
-def test_route_priority_lands_in_the_redis_priority_list(redis_conn):
+def test_route_priority_lands_in_the_redis_priority_list(broker_conn):
     publishing.publish("noop_task", priority=Priority.BULK)
-    assert redis_conn.llen(f"celery:{int(Priority.BULK)}") == 1
+    assert broker_conn.llen(f"celery:{int(Priority.BULK)}") == 1
 
 
 @pytest.fixture

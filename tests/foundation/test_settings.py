@@ -14,7 +14,7 @@ from whatsappcrm_backend.env import env_bool, env_int, env_list, env_str
 
 
 def run_django(env: dict[str, str], code: str = "import django; django.setup()"):
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "SANDBOX"}}
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=settings.BASE_DIR,
