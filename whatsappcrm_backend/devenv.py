@@ -161,9 +161,14 @@ def test(pytest_args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test"}:
-        print("usage: python -m whatsappcrm_backend.devenv run|test [pytest args]")
+    if not argv or argv[0] not in {"run", "test", "manage"}:
+        print("usage: python -m whatsappcrm_backend.devenv run|test [pytest args]|manage CMD")
         return 2
+    if argv[0] == "manage":
+        # A one-off command beside `make run` (same defaults, same Redis database 0).
+        local_defaults()
+        os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0")
+        return subprocess.call([sys.executable, "manage.py", *argv[1:]], cwd=BASE_DIR)
     local_defaults()
     # Tests flush their Redis database, so they never share the demo's database 0.
     redis_process = ensure_redis(db=None if argv[0] == "test" else 0)
