@@ -206,6 +206,23 @@ FLOWS_HANDOVER_ALERT_SECONDS = env_int("FLOWS_HANDOVER_ALERT_SECONDS", 600)
 FLOWS_MAX_PROCESSING_ATTEMPTS = env_int("FLOWS_MAX_PROCESSING_ATTEMPTS", 3)
 
 # --- Job-operations console (issue 12) ----------------------------------------------------------
+# Token for /ops/queues.json, /ops/ready and /metrics without a staff session (header
+# X-Ops-Token). Empty turns token access off: then only a staff session gets the figures.
+OPS_TOKEN = env_str("OPS_TOKEN", "")
+# A queue with a backlog and nothing consumed for this long is "stuck".
+OPS_STUCK_SECONDS = env_int("OPS_STUCK_SECONDS", 120)
+# A queue whose oldest message waited this long is "busy" (even while it drains).
+OPS_BUSY_AGE_SECONDS = env_int("OPS_BUSY_AGE_SECONDS", 30)
+# Workers and beat write a heartbeat every OPS_HEARTBEAT_SECONDS; silent longer than
+# OPS_WORKER_LOST_SECONDS they are shown as lost, and forgotten after OPS_WORKER_FORGET_SECONDS.
+OPS_HEARTBEAT_SECONDS = env_float("OPS_HEARTBEAT_SECONDS", 5.0)
+OPS_WORKER_LOST_SECONDS = env_int("OPS_WORKER_LOST_SECONDS", 30)
+OPS_WORKER_FORGET_SECONDS = env_int("OPS_WORKER_FORGET_SECONDS", 3600)
+# Metrics buckets in Redis expire after this many minutes; per-task timings after a day.
+OPS_METRICS_RETENTION_MINUTES = env_int("OPS_METRICS_RETENTION_MINUTES", 60)
+OPS_TASK_TIMING_TTL_SECONDS = env_int("OPS_TASK_TIMING_TTL_SECONDS", 24 * 3600)
+# Seconds between automatic refreshes of the console pages.
+OPS_REFRESH_SECONDS = env_int("OPS_REFRESH_SECONDS", 10)
 
 # --- Football (issue 11) ----------------------------------------------------------------------
 # API-Football.
@@ -214,6 +231,31 @@ APIFOOTBALL_BASE_URL = env_str(
     "http://127.0.0.1:8200" if SANDBOX else "https://v3.football.api-sports.io",
 )
 APIFOOTBALL_KEY = env_str("APIFOOTBALL_KEY", "sandbox-apifootball-key" if SANDBOX else "")
+APIFOOTBALL_HTTP_TIMEOUT = env_float("APIFOOTBALL_HTTP_TIMEOUT", 15.0)
+APIFOOTBALL_HTTP_POOL_SIZE = env_int("APIFOOTBALL_HTTP_POOL_SIZE", 4)
+# Our own pace, shared by every worker (Redis), below the plan's per-minute limit; the API's
+# rate-limit headers and errors pause all workers on top of it (docs/football_data.md).
+APIFOOTBALL_REQUESTS_PER_MINUTE = env_int("APIFOOTBALL_REQUESTS_PER_MINUTE", 250)
+APIFOOTBALL_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("APIFOOTBALL_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)
+APIFOOTBALL_RATE_LIMIT_RETRY_SECONDS = env_int("APIFOOTBALL_RATE_LIMIT_RETRY_SECONDS", 60)
+# Empty: every current league is catalogued (inactive until an operator activates it).
+APIFOOTBALL_LEAGUE_IDS = [int(i) for i in env_list("APIFOOTBALL_LEAGUE_IDS")]
+APIFOOTBALL_BOOKMAKER_ID = env_int("APIFOOTBALL_BOOKMAKER_ID", 8)  # 0: every bookmaker
+APIFOOTBALL_ODDS_DAYS_AHEAD = env_int("APIFOOTBALL_ODDS_DAYS_AHEAD", 7)
+APIFOOTBALL_FULL_UPDATE_SECONDS = env_int(
+    "APIFOOTBALL_FULL_UPDATE_SECONDS", 120 if SANDBOX else 1800
+)
+APIFOOTBALL_SCORES_SECONDS = env_int("APIFOOTBALL_SCORES_SECONDS", 20 if SANDBOX else 120)
+FOOTBALL_RECONCILE_SECONDS = env_int("FOOTBALL_RECONCILE_SECONDS", 60 if SANDBOX else 600)
+# The fake API-Football served by `run_sandboxes` (football_data_app/sandbox).
+APIFOOTBALL_SANDBOX_HOST = env_str("APIFOOTBALL_SANDBOX_HOST", "127.0.0.1")
+APIFOOTBALL_SANDBOX_PORT = env_int("APIFOOTBALL_SANDBOX_PORT", 8200)
+# Match minutes per real second (1.0: a match lasts under two minutes).
+APIFOOTBALL_SANDBOX_SPEED = env_float("APIFOOTBALL_SANDBOX_SPEED", 1.0)
+APIFOOTBALL_SANDBOX_SEED = env_int("APIFOOTBALL_SANDBOX_SEED", 11)
+APIFOOTBALL_SANDBOX_SCENARIO = env_str("APIFOOTBALL_SANDBOX_SCENARIO", "")
+APIFOOTBALL_SANDBOX_PER_MINUTE = env_int("APIFOOTBALL_SANDBOX_PER_MINUTE", 300)
+APIFOOTBALL_SANDBOX_PER_DAY = env_int("APIFOOTBALL_SANDBOX_PER_DAY", 75000)
 # Betting house rules and settlement (docs/betting.md).
 # AWD (technical loss) and WO (walkover): void when True, else settle on the awarded score.
 FOOTBALL_VOID_NOT_PLAYED_ON_PITCH = env_bool("FOOTBALL_VOID_NOT_PLAYED_ON_PITCH", True)
@@ -268,4 +310,5 @@ LOGGING = {
 # factory returns a server with serve_forever()/shutdown().
 SANDBOX_SERVERS: list[tuple[str, str, int]] = [
     ("meta_integration.sandbox.make_server", META_SANDBOX_HOST, META_SANDBOX_PORT),
+    ("football_data_app.sandbox.make_server", APIFOOTBALL_SANDBOX_HOST, APIFOOTBALL_SANDBOX_PORT),
 ]
