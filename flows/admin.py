@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from flows import services
+from flows.agent import admin as agent_admin  # noqa: F401 - registers the agent's view
 from flows.forms import FlowForm, StepForm, StepFormSet, TransitionForm, TransitionFormSet
 from flows.models import ConversationSession, Flow, SessionStatus, Step, Transition
 
@@ -122,23 +123,26 @@ class ConversationSessionAdmin(admin.ModelAdmin):
     @admin.action(description="Expire now (sends the timeout message)")
     def expire_now(self, request: HttpRequest, queryset: QuerySet[ConversationSession]) -> None:
         expired = 0
-        for session_id in queryset.filter(status=SessionStatus.ACTIVE).values_list("id", flat=True):
-            expired += services.session_expire(
-                session_id=session_id, reason="expired by operator", only_if_due=False
-            )
+        for session in queryset.filter(status=SessionStatus.ACTIVE):
+            if services.session_expire(
+                session_id=session.pk, reason="expired by operator", only_if_due=False
+            ):
+                expired += 1
+                self.log_change(request, session, "Expired by operator.")
         self.message_user(request, f"{expired} session(s) expired.", messages.SUCCESS)
 
     @admin.action(description="Resolve handover (the bot answers again)")
     def resolve_handover(
         self, request: HttpRequest, queryset: QuerySet[ConversationSession]
     ) -> None:
-        contact_ids = set(
-            queryset.filter(status=SessionStatus.HANDED_OVER, ended_at__isnull=True).values_list(
-                "contact_id", flat=True
-            )
-        )
-        for contact_id in contact_ids:
+        sessions = {
+            session.contact_id: session
+            for session in queryset.filter(status=SessionStatus.HANDED_OVER, ended_at__isnull=True)
+        }
+        contact_ids = set(sessions)
+        for contact_id, session in sessions.items():
             services.handover_resolve(
                 contact_id=contact_id, resolved_by=request.user.get_username()
             )
+            self.log_change(request, session, "Hand-over resolved: the bot answers again.")
         self.message_user(request, f"{len(contact_ids)} handover(s) resolved.", messages.SUCCESS)

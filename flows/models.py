@@ -6,6 +6,7 @@ any save or delete of a Flow, Step or Transition bumps that version (flows/signa
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from flows.engine.types import SessionStatus as EngineSessionStatus
 from flows.engine.types import StepType as EngineStepType
-from meta_integration.models import Contact
+from meta_integration.models import Contact, InboundMessage
 
 
 class Flow(models.Model):
@@ -185,3 +186,55 @@ class ConversationSession(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.pk} of contact {self.contact_id} [{self.status}]"
+
+
+class ContactState(models.Model):
+    """The flows app's own row per contact: the lock the flow task holds, and the hand-over.
+
+    The flow task locks this row, never the Contact row: every webhook upserts the contact, so a
+    lock on it made webhook requests wait for flow transactions (and their actions). Whoever
+    changes a contact's conversation (flow task, idle sweeper, operator) locks this row first.
+
+    `Contact.needs_human` stays the one switch that silences the bot (the contact admin may flip
+    it); this row holds the hand-over's details and is reconciled with it at the next message.
+    """
+
+    contact = models.OneToOneField(
+        Contact, primary_key=True, on_delete=models.CASCADE, related_name="flow_state"
+    )
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    handover_reason = models.CharField(max_length=200, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+    )
+    # The first operator reply since the hand-over: an answered hand-over is never flagged.
+    agent_replied_at = models.DateTimeField(null=True, blank=True)
+    # Nobody answered within FLOWS_HANDOVER_ALERT_SECONDS (flag_unanswered_handovers_task).
+    flagged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "conversation state"
+        indexes = [models.Index(fields=["handed_over_at"], name="flows_state_handed_over")]
+
+    def __str__(self) -> str:
+        return f"state of contact {self.contact_id}"
+
+
+class Conversation(Contact):
+    """A contact seen as a conversation: the agent's view in the admin (flows/agent/)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "conversation"
+
+
+class ParkedInboundMessage(InboundMessage):
+    """Inbound messages that failed FLOWS_MAX_PROCESSING_ATTEMPTS times, with a replay action."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "parked inbound message"

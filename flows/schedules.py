@@ -15,4 +15,10 @@ SCHEDULES = [
         "every_seconds": 24 * 3600,
         "description": "Delete sessions ended more than FLOWS_SESSION_RETENTION_DAYS ago.",
     },
+    {
+        "name": "flows: flag unanswered hand-overs",
+        "task": "flag_unanswered_handovers_task",
+        "every_seconds": 60,
+        "description": "Flag hand-overs nobody answered within FLOWS_HANDOVER_ALERT_SECONDS.",
+    },
 ]

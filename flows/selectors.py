@@ -83,11 +83,13 @@ def expired_session_ids(*, now: datetime, limit: int) -> list[int]:
     the message arrived in time but waited in the queue.
     """
     pending = InboundMessage.objects.filter(
-        contact_id=OuterRef("contact_id"), processed_at__isnull=True
+        contact_id=OuterRef("contact_id"), processed_at__isnull=True, parked_at__isnull=True
     )
     return list(
         ConversationSession.objects.filter(status=SessionStatus.ACTIVE, expires_at__lte=now)
         .exclude(Exists(pending))
+        # A human has the conversation: it never expires (session_expire would also refuse).
+        .exclude(contact__needs_human=True)
         .order_by("expires_at")
         .values_list("id", flat=True)[:limit]
     )

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
+from celery.exceptions import MaxRetriesExceededError
 from django.db import OperationalError
 
 from flows import services
-from whatsappcrm_backend.celery import LATENCY_QUEUE
+from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE
 from whatsappcrm_backend.locks import single_run
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
+    bind=True,
     name="process_flow_for_message_task",
     queue=LATENCY_QUEUE,
     # A lock wait that timed out, a deadlock, or a session changed under us: the transaction
@@ -27,13 +30,21 @@ logger = logging.getLogger(__name__)
     soft_time_limit=20,
     time_limit=30,
 )
-def process_flow_for_message_task(contact_id: int) -> dict[str, int]:
-    return services.contact_messages_process(contact_id=contact_id)
+def process_flow_for_message_task(self: Any, contact_id: int) -> dict[str, int]:
+    result = services.contact_messages_process(contact_id=contact_id)
+    if result.get("failed"):
+        # A message failed and was counted (it is parked after FLOWS_MAX_PROCESSING_ATTEMPTS):
+        # try again soon rather than wait for the sweeper, so the contact is not held up long.
+        try:
+            raise self.retry(countdown=min(2**self.request.retries, 30))
+        except MaxRetriesExceededError:
+            logger.warning("contact %s: retries exhausted; the sweeper takes over", contact_id)
+    return result
 
 
 @shared_task(
     name="cleanup_idle_conversations_task",
-    queue=LATENCY_QUEUE,
+    queue=MAINTENANCE_QUEUE,
     soft_time_limit=50,
     time_limit=60,
 )
@@ -44,10 +55,21 @@ def cleanup_idle_conversations_task() -> dict[str, int]:
 
 @shared_task(
     name="prune_ended_sessions_task",
-    queue=LATENCY_QUEUE,
+    queue=MAINTENANCE_QUEUE,
     soft_time_limit=240,
     time_limit=300,
 )
 @single_run("prune_ended_sessions_task", timeout=600)
 def prune_ended_sessions_task() -> dict[str, int]:
     return {"deleted": services.sessions_prune()}
+
+
+@shared_task(
+    name="flag_unanswered_handovers_task",
+    queue=MAINTENANCE_QUEUE,
+    soft_time_limit=50,
+    time_limit=60,
+)
+@single_run("flag_unanswered_handovers_task", timeout=120)
+def flag_unanswered_handovers_task() -> dict[str, int]:
+    return {"flagged": services.handovers_flag_unanswered()}

@@ -415,7 +415,7 @@ def validate_flow(
                 ConfigError(_join(spath, "name"), f"is required (at most {NAME_MAX} characters)")
             )
         kind = step.get("type")
-        if kind not in STEP_KEYS:
+        if not isinstance(kind, str) or kind not in STEP_KEYS:  # a list is not hashable
             errors.append(
                 ConfigError(_join(spath, "type"), f"must be one of {', '.join(STEP_KEYS)}")
             )

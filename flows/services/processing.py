@@ -1,18 +1,25 @@
 """The hot path: run every unprocessed inbound message of one contact through the engine.
 
-One transaction per run: the contact's row lock, the engine's verdict per message, the
-session rows, the outbound rows (sends are published after commit by outbound_message_create)
-and the processed markers commit together or not at all. A redelivered or duplicate task finds
-nothing unprocessed and does nothing.
+One transaction per run: the contact's flows lock (its ContactState row, never the Contact row
+the webhook upserts), the engine's verdict per message, the session rows, the outbound rows
+(sends are published after commit by outbound_message_create) and the processed markers commit
+together or not at all. A redelivered or duplicate task finds nothing unprocessed and does
+nothing.
+
+A message whose processing raises rolls the run back; the attempt is then counted on that
+message in a transaction of its own (flows/services/poison.py), and at the limit the message is
+parked and the run starts again without it. Chosen over a savepoint per message: the hot path
+keeps its query count (no SAVEPOINT/RELEASE per message), and re-running the earlier messages
+of the batch is safe because every write is idempotent (reply keys, conditional updates).
 
 Queries for one message with a warm definitions cache (pinned in tests/flows):
-  1 SELECT contact ... FOR UPDATE   (the lock; SQLite serialises at BEGIN IMMEDIATE instead)
-  2 SELECT unprocessed inbound messages of the contact, in id order
+  1 SELECT contact state JOIN contact ... FOR UPDATE OF state  (the lock; SQLite serialises
+    at BEGIN IMMEDIATE instead; a contact's first run also creates the row: +3)
+  2 SELECT unprocessed, unparked inbound messages of the contact
   3 SELECT the contact's open sessions
-  4-9 per reply, outbound_message_create: SAVEPOINT, SELECT by idempotency key, SAVEPOINT,
-      INSERT, RELEASE, RELEASE
-  10 INSERT or UPDATE of the session
-  11 UPDATE processed_at of the messages
+  4-6 per reply, outbound_message_create: SAVEPOINT, INSERT, RELEASE
+  7 INSERT or UPDATE of the session
+  8 UPDATE processed_at of the messages
 (plus one GET in Redis for the definitions version.)
 """
 
@@ -24,7 +31,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from flows.actions import registered_actions
@@ -39,10 +46,13 @@ from flows.engine import (
     handle_message,
 )
 from flows.messages import build_message
-from flows.models import ConversationSession
+from flows.models import ContactState, ConversationSession
 from flows.selectors import open_sessions_for_contact
 from flows.services.config import engine_options
+from flows.services.handover import state_mark_handed_over
+from flows.services.poison import inbound_attempt_fail
 from flows.services.sessions import contact_fields, idle_timeout_seconds, timeout_message_send
+from flows.services.state import contact_state_lock, reply_key
 from meta_integration.messages import MessageValidationError, text_message
 from meta_integration.models import Contact, InboundMessage
 from meta_integration.services import outbound_message_create
@@ -162,9 +172,10 @@ def _queue_replies(*, contact: Contact, inbound: InboundMessage, outcome: Outcom
             continue
         # Index 0 is the first send for this inbound message: a redelivery recreates the same
         # keys, so it can never send twice, and load tools correlate replies by "<wamid>:0".
+        # It leaves from the number the customer wrote to (in_reply_to decides).
         outbound_message_create(
             contact=contact,
-            idempotency_key=f"{inbound.wamid}:{index}",
+            idempotency_key=reply_key(inbound.wamid, index),
             message=message,
             in_reply_to=inbound,
             priority=Priority.REPLY,
@@ -184,30 +195,69 @@ def _log_outcome(outcome: Outcome, inbound: InboundMessage) -> None:
         )
 
 
-@transaction.atomic
 def contact_messages_process(*, contact_id: int, now: datetime | None = None) -> dict[str, int]:
-    """Process every unprocessed inbound message of the contact, in arrival (id) order."""
+    """Process every unprocessed inbound message of the contact, in arrival (id) order.
+
+    Returns processed/replies, and `failed` (1) when a message failed without being parked yet:
+    the task then runs again soon. Lock waits, deadlocks and session conflicts propagate (the
+    task retries the whole run; they say nothing about the message).
+    """
     now = now or timezone.now()
+    parked = 0
+    # Each pass parks at most one message; a batch of n messages needs at most n + 1 passes.
+    while True:
+        current: list[InboundMessage] = []
+        try:
+            result = _process_batch(contact_id=contact_id, now=now, current=current)
+        except (OperationalError, InterfaceError, SessionConflict):
+            raise  # the database or a concurrent writer, not this message: retry the run
+        except Exception as exc:
+            if not current:
+                raise  # not about a message (definitions, the lock): the task's policy
+            inbound = current[-1]
+            logger.exception("processing inbound %s of contact %s failed", inbound.pk, contact_id)
+            error = f"{type(exc).__name__}: {exc}"
+            if not inbound_attempt_fail(inbound_id=inbound.pk, error=error, now=now):
+                return {"processed": 0, "replies": 0, "failed": 1, "parked": parked}
+            parked += 1
+            continue
+        if parked:
+            result["parked"] = parked
+        return result
+
+
+@transaction.atomic
+def _process_batch(
+    *, contact_id: int, now: datetime, current: list[InboundMessage]
+) -> dict[str, int]:
     # The lock comes first: two workers with messages of the same contact queue here, so
     # replies follow the messages' order and each message is answered once.
-    contact = Contact.objects.select_for_update().filter(pk=contact_id).first()
-    if contact is None:
+    state = contact_state_lock(contact_id)
+    if state is None:
         return {"processed": 0, "replies": 0}
+    contact = state.contact
     pending = list(
-        InboundMessage.objects.filter(contact_id=contact_id, processed_at__isnull=True).order_by(
-            "id"
-        )
+        InboundMessage.objects.filter(
+            contact_id=contact_id, processed_at__isnull=True, parked_at__isnull=True
+        ).order_by("id")
     )
     if not pending:
         return {"processed": 0, "replies": 0}
     replies = 0
     if not contact.blocked:
-        replies = _run_messages(contact=contact, pending=pending, now=now)
+        replies = _run_messages(lock=state, pending=pending, now=now, current=current)
     InboundMessage.objects.filter(pk__in=[m.pk for m in pending]).update(processed_at=now)
     return {"processed": len(pending), "replies": replies}
 
 
-def _run_messages(*, contact: Contact, pending: list[InboundMessage], now: datetime) -> int:
+def _run_messages(
+    *,
+    lock: ContactState,
+    pending: list[InboundMessage],
+    now: datetime,
+    current: list[InboundMessage],
+) -> int:
+    contact = lock.contact
     definitions = get_definitions()
     options = engine_options()
     actions = {name: _in_savepoint(func) for name, func in registered_actions().items()}
@@ -215,15 +265,31 @@ def _run_messages(*, contact: Contact, pending: list[InboundMessage], now: datet
     for row in open_sessions_for_contact(contact.pk):
         if row.status == SessionStatus.ACTIVE:
             active = row
+            if contact.needs_human:
+                # Handed over by an operator (or the contact admin) while a flow ran: the
+                # session stops here, so it is neither continued nor swept.
+                ConversationSession.objects.filter(pk=row.pk, status=SessionStatus.ACTIVE).update(
+                    status=SessionStatus.HANDED_OVER, ended_reason="handover"
+                )
+                active = None
         elif not contact.needs_human:
             # Handed over, but an operator cleared needs_human on the contact directly: the
             # handover is over, close the session so it does not linger as open.
             ConversationSession.objects.filter(pk=row.pk).update(
                 ended_at=now, ended_reason="resolved"
             )
+    if contact.needs_human and lock.handed_over_at is None:
+        # needs_human set outside flows (the contact admin): record when the human took over.
+        state_mark_handed_over(state=lock, now=now, reason="contact marked as needing a human")
+    elif not contact.needs_human and lock.handed_over_at is not None:
+        # needs_human cleared outside flows: the hand-over is over.
+        ContactState.objects.filter(pk=contact.pk).update(
+            handed_over_at=None, handover_reason="", agent_replied_at=None, flagged_at=None
+        )
     replies = 0
     fields = contact_fields(contact)
     for inbound in pending:
+        current.append(inbound)
         if contact.needs_human:
             # Handed over: an operator answers. The message is still marked processed.
             continue
@@ -242,6 +308,7 @@ def _run_messages(*, contact: Contact, pending: list[InboundMessage], now: datet
                 template=flow["timeout_message"] if flow else "",
                 now=now,
                 check_window=False,
+                number=inbound.number,
             )
             active = None
         state = _state_of(active, definitions) if active is not None else None
@@ -269,7 +336,6 @@ def _run_messages(*, contact: Contact, pending: list[InboundMessage], now: datet
         )
         replies += _queue_replies(contact=contact, inbound=inbound, outcome=outcome)
         if outcome.handover:
-            Contact.objects.filter(pk=contact.pk).update(needs_human=True)
-            contact.needs_human = True
+            state_mark_handed_over(state=lock, now=now, reason="flow hand-over step")
             logger.info("contact %s handed over to a human (inbound %s)", contact.pk, inbound.pk)
     return replies

@@ -1,4 +1,8 @@
-"""Session lifecycle writes: idle expiry (sweep and lazy), operator actions, retention."""
+"""Session lifecycle writes: idle expiry (sweep and lazy), retention.
+
+A handed-over conversation belongs to a human: it never expires and never gets the bot's
+"conversation closed" text (hand-over and hand-back are in flows/services/handover.py).
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,20 @@ from flows import selectors
 from flows.engine import DEFAULT_TEXTS, render
 from flows.models import ConversationSession, SessionStatus
 from flows.services.config import engine_options
+from flows.services.state import (
+    CUSTOMER_WINDOW,
+    contact_state_lock,
+    reply_number,
+    window_open,
+)
 from meta_integration.messages import MessageValidationError, text_message
-from meta_integration.models import Contact
+from meta_integration.models import Contact, WhatsAppNumber
 from meta_integration.services import outbound_message_create
 from whatsappcrm_backend.celery import Priority
 
 logger = logging.getLogger(__name__)
 
-# Meta refuses free-form messages more than 24 h after the customer's last message (131047).
-CUSTOMER_WINDOW = timedelta(hours=24)
+__all__ = ["CUSTOMER_WINDOW"]
 SWEEP_BATCH = 500
 
 
@@ -50,8 +59,11 @@ def timeout_message_send(
     template: str,
     now: datetime,
     check_window: bool,
+    number: WhatsAppNumber | None = None,
 ) -> bool:
     """Queue the timeout message once per session (key session-timeout:<id>).
+
+    It leaves from `number` (the number the customer wrote to; looked up when not given).
 
     Priority REPLY, not MAINTENANCE: it is customer-visible and must keep its place in the
     conversation. On the lazy path it is followed at once by the reply to the message that
@@ -61,9 +73,14 @@ def timeout_message_send(
     """
     if contact.blocked:
         return False
-    if check_window and (
-        contact.last_inbound_at is None or now - contact.last_inbound_at > CUSTOMER_WINDOW
-    ):
+    if contact.needs_human:
+        # A human has the conversation: the bot's "closed" text would land in the middle of it.
+        logger.info(
+            "session %s: contact %s is handed over, no timeout message", session_id, contact.pk
+        )
+        return False
+    number = number or reply_number(contact)
+    if check_window and not window_open(contact=contact, number=number, now=now):
         logger.info(
             "session %s expired outside the 24 h window of contact %s: no timeout message",
             session_id,
@@ -81,6 +98,7 @@ def timeout_message_send(
         message = text_message(DEFAULT_TEXTS["timeout"])  # an override too long for Meta
     outbound_message_create(
         contact=contact,
+        number=number,
         idempotency_key=f"session-timeout:{session_id}",
         message=message,
         priority=Priority.REPLY,
@@ -99,7 +117,8 @@ def session_expire(
     """Expire one active session and queue its timeout message; False if it moved on.
 
     Takes the contact's lock first (as the flow task does), then a conditional update: a
-    message that refreshed the session meanwhile, or another sweeper, makes this a no-op.
+    message that refreshed the session meanwhile, or another sweeper, makes this a no-op. A
+    contact handed over to a human never expires: its active session becomes handed over.
     """
     now = now or timezone.now()
     contact_id = (
@@ -109,7 +128,15 @@ def session_expire(
     )
     if contact_id is None:
         return False
-    contact = Contact.objects.select_for_update().get(pk=contact_id)
+    state = contact_state_lock(contact_id)
+    if state is None:
+        return False
+    contact = state.contact
+    if contact.needs_human:
+        ConversationSession.objects.filter(pk=session_id, status=SessionStatus.ACTIVE).update(
+            status=SessionStatus.HANDED_OVER, ended_reason="handover"
+        )
+        return False
     due = ConversationSession.objects.filter(pk=session_id, status=SessionStatus.ACTIVE)
     if only_if_due:
         due = due.filter(expires_at__lte=now)
@@ -136,23 +163,6 @@ def sessions_expire_idle(*, now: datetime | None = None, limit: int = SWEEP_BATC
         if session_expire(session_id=session_id, now=now, reason="idle timeout"):
             expired += 1
     return expired
-
-
-@transaction.atomic
-def handover_resolve(*, contact_id: int, now: datetime | None = None, resolved_by: str = "") -> int:
-    """The operator is done: the bot answers this contact again. Returns sessions closed."""
-    now = now or timezone.now()
-    # The UPDATE takes the contact's row lock first, like the flow task, so a message being
-    # processed right now finishes (silenced) before the handover is lifted.
-    Contact.objects.filter(pk=contact_id).update(needs_human=False)
-    reason = f"resolved by {resolved_by}" if resolved_by else "resolved"
-    closed = ConversationSession.objects.filter(
-        contact_id=contact_id, status=SessionStatus.HANDED_OVER, ended_at__isnull=True
-    ).update(ended_at=now, ended_reason=reason[:64])
-    logger.info(
-        "handover of contact %s resolved (%s); %s session(s) closed", contact_id, reason, closed
-    )
-    return closed
 
 
 def sessions_prune(
