@@ -13,14 +13,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
 
-from meta_integration import services
+from meta_integration import services, templates
 from meta_integration.models import (
     Contact,
     FailedOutboundMessage,
     InboundMessage,
+    MessageTemplate,
     OutboundMessage,
     OutboundStatus,
     WebhookEvent,
@@ -283,3 +286,90 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- message templates (issue 13) ---------------------------------------------------------------
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    """The template catalogue as Meta reports it (sync + webhooks): read-only here; templates
+    are created and edited in Meta's WhatsApp Manager. "Sync from Meta now" refreshes it."""
+
+    change_list_template = "admin/meta_integration/messagetemplate/change_list.html"
+    list_display = (
+        "name",
+        "language",
+        "status",
+        "category",
+        "body_parameter_count",
+        "waba_id",
+        "rejected_reason",
+        "synced_at",
+    )
+    list_filter = ("status", "category", "language", "waba_id")
+    search_fields = ("name", "=template_id")
+    readonly_fields = (
+        "waba_id",
+        "template_id",
+        "name",
+        "language",
+        "category",
+        "status",
+        "body_parameter_count",
+        "components",
+        "rejected_reason",
+        "synced_at",
+    )
+    ordering = ("name", "language")
+    actions = ("sync_selected",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        view = self.admin_site.admin_view(self.sync_view)
+        return [
+            path("sync/", view, name="meta_integration_messagetemplate_sync"),
+            *super().get_urls(),
+        ]
+
+    def _sync(self, request: HttpRequest, waba_ids: list[str]) -> None:
+        for waba_id in waba_ids:
+            try:
+                result = templates.templates_sync(number_or_waba=waba_id)
+            except templates.TemplateSyncError as exc:
+                self.message_user(request, f"WABA {waba_id}: sync failed: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"WABA {waba_id}: {result['templates']} template(s) from Meta, "
+                f"{result['created']} new, {result['deleted']} gone.",
+            )
+        if not waba_ids:
+            self.message_user(request, "No WABA to sync: set META_WABA_ID.", messages.WARNING)
+
+    @admin.action(
+        description="Sync from Meta now (the selected templates' WABAs)", permissions=["view"]
+    )
+    def sync_selected(self, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:
+        self._sync(request, sorted(set(queryset.values_list("waba_id", flat=True))))
+
+    def sync_view(self, request: HttpRequest) -> HttpResponse:
+        """POST: sync every WABA we send from (works on an empty catalogue too)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        from meta_integration.template_tasks import waba_ids_to_sync
+
+        self._sync(request, waba_ids_to_sync())
+        return redirect("admin:meta_integration_messagetemplate_changelist")

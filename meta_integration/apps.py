@@ -6,4 +6,8 @@ class MetaIntegrationConfig(AppConfig):
     verbose_name = "WhatsApp channel"
 
     def ready(self) -> None:
-        from meta_integration import checks  # noqa: F401 - registers the system checks
+        # Celery autodiscovers only `tasks` modules; this one registers the template sync.
+        from meta_integration import (
+            checks,  # noqa: F401 - registers the system checks
+            template_tasks,  # noqa: F401
+        )

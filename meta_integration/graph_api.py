@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -153,10 +154,17 @@ def _request(number: WhatsAppNumber, payload: dict[str, Any]) -> GraphResult:
 
 
 def _call(number: WhatsAppNumber, payload: dict[str, Any], limit_key: str) -> GraphResult:
+    return _guarded(
+        lambda: _request(number, payload), limit_key, float(settings.META_MESSAGES_PER_SECOND)
+    )
+
+
+def _guarded(perform: Callable[[], GraphResult], limit_key: str, rate: float) -> GraphResult:
+    """One Graph request behind the shared rate limit and circuit breaker."""
     try:
         granted, wait = ratelimit.acquire(
             limit_key,
-            rate=float(settings.META_MESSAGES_PER_SECOND),
+            rate=rate,
             max_wait=float(conf.get("META_RATE_LIMIT_MAX_WAIT_SECONDS")),
         )
     except RedisError:
@@ -169,7 +177,7 @@ def _call(number: WhatsAppNumber, payload: dict[str, Any], limit_key: str) -> Gr
     results: list[GraphResult] = []
     try:
         with breaker.calling():
-            results.append(_request(number, payload))
+            results.append(perform())
             if results[0].outcome.counts_for_breaker:
                 raise _BreakerFailure
     except _BreakerFailure:
@@ -206,3 +214,57 @@ def mark_as_read(number: WhatsAppNumber, wamid: str) -> GraphResult:
     payload = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
     # Receipts are not messages: their own bucket (same rate) so they never take a reply's slot.
     return _call(number, payload, ratelimit.phone_number_key(number.phone_number_id, "receipts"))
+
+
+# Management calls (the template list) count against the app's hourly API-call limit (code 4),
+# not the messaging throughput: a gentle pace of their own.
+MANAGEMENT_CALLS_PER_SECOND = 5.0
+TEMPLATE_FIELDS = "name,language,category,status,components,id,rejected_reason"
+
+
+def message_templates_url(waba_id: str, api_version: str = "") -> str:
+    version = api_version or settings.META_API_VERSION
+    base = settings.META_GRAPH_BASE_URL.rstrip("/")
+    return f"{base}/{version}/{waba_id}/message_templates"
+
+
+def _get(url: str, params: dict[str, Any], token: str) -> GraphResult:
+    timeout = float(settings.META_HTTP_TIMEOUT)
+    try:
+        response = http_session().get(
+            url,
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=(min(5.0, timeout), timeout),
+        )
+    except requests.RequestException as exc:
+        return GraphResult(classify_transport(_transport_kind(exc), str(exc)))
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:1000]
+    return GraphResult(classify_response(response.status_code, body), None, body)
+
+
+def message_templates_list(
+    waba_id: str,
+    *,
+    after: str = "",
+    limit: int = 100,
+    number: WhatsAppNumber | None = None,
+) -> GraphResult:
+    """One page of `GET /{waba-id}/message_templates`; `body` is the page as Meta sent it.
+
+    Page on with `after` = the page's `paging.cursors.after` while `paging.next` is present.
+    `number` (one of the WABA's numbers) gives the token and API version when it has its own.
+    """
+    token = (number.access_token_override if number else "") or settings.META_ACCESS_TOKEN
+    url = message_templates_url(waba_id, number.api_version if number else "")
+    params: dict[str, Any] = {"fields": TEMPLATE_FIELDS, "limit": int(limit)}
+    if after:
+        params["after"] = after
+    return _guarded(
+        lambda: _get(url, params, token),
+        ratelimit.phone_number_key(f"waba:{waba_id}", "management"),
+        MANAGEMENT_CALLS_PER_SECOND,
+    )

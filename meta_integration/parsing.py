@@ -24,6 +24,19 @@ BIZ_OPAQUE_MAX = 512
 INT32_MAX = 2**31 - 1
 
 STATUS_VALUES = frozenset({"sent", "delivered", "read", "failed"})
+# Template webhooks (WABA fields), read into WebhookBatch.template_events.
+TEMPLATE_FIELDS = frozenset(
+    {
+        "message_template_status_update",
+        "template_category_update",
+        "message_template_components_update",
+        "message_template_quality_update",
+    }
+)
+TEMPLATE_NAME_MAX = 512
+TEMPLATE_LANGUAGE_MAX = 16
+TEMPLATE_ID_MAX = 64
+WABA_ID_MAX = 64
 MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
 
 
@@ -63,10 +76,28 @@ class ParsedStatus:
     error_details: str = ""
 
 
+@dataclass(frozen=True)
+class TemplateEvent:
+    """One template webhook change: which template (WABA, name, language) and its value.
+
+    `kind` is the change's field name; `value` the change's value as sent (the reader of each
+    field picks what it needs); `time` is the entry's epoch time (Meta's, for ordering).
+    """
+
+    kind: str
+    waba_id: str
+    name: str
+    language: str
+    template_id: str = ""
+    time: datetime | None = None
+    value: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class WebhookBatch:
     messages: list[ParsedMessage] = field(default_factory=list)
     statuses: list[ParsedStatus] = field(default_factory=list)
+    template_events: list[TemplateEvent] = field(default_factory=list)
     contacts: dict[str, ContactProfile] = field(default_factory=dict)
     unhandled: list[str] = field(default_factory=list)  # kinds of events we do not handle
     skipped: list[str] = field(default_factory=list)  # malformed parts, with the reason
@@ -306,6 +337,33 @@ def _parse_messages_change(value: dict[str, Any], where: str, batch: WebhookBatc
         batch.unhandled.append("messages:empty")
 
 
+def _parse_template_change(
+    field_name: str, value: dict[str, Any], entry: dict[str, Any], where: str, batch: WebhookBatch
+) -> None:
+    name = value.get("message_template_name")
+    language = value.get("message_template_language")
+    if not isinstance(name, str) or not name or len(name) > TEMPLATE_NAME_MAX:
+        batch.skipped.append(f"{where}: {field_name} without a usable template name")
+        return
+    if not isinstance(language, str) or not language or len(language) > TEMPLATE_LANGUAGE_MAX:
+        batch.skipped.append(f"{where}: {field_name} of {name} without a usable language")
+        return
+    template_id = value.get("message_template_id")
+    if isinstance(template_id, int) and not isinstance(template_id, bool):
+        template_id = str(template_id)  # an int in webhooks, a string in the Graph list
+    batch.template_events.append(
+        TemplateEvent(
+            kind=field_name,
+            waba_id=_str(entry.get("id"), WABA_ID_MAX),
+            name=name,
+            language=language,
+            template_id=_str(template_id, TEMPLATE_ID_MAX),
+            time=parse_timestamp(entry.get("time")),
+            value=value,
+        )
+    )
+
+
 def parse_event(data: Any) -> WebhookBatch:
     """Read every entry and change of a webhook body. Never raises for a dict or list input."""
     if not isinstance(data, dict):
@@ -321,6 +379,9 @@ def parse_event(data: Any) -> WebhookBatch:
             field_name = change.get("field")
             value = change.get("value")
             where = f"entry[{e_index}].changes[{c_index}]"
+            if field_name in TEMPLATE_FIELDS and isinstance(value, dict):
+                _parse_template_change(field_name, value, _dict(entry), where, batch)
+                continue
             if field_name != "messages" or not isinstance(value, dict):
                 batch.unhandled.append(f"field:{_str(field_name, 64) or '?'}")
                 continue

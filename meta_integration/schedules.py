@@ -15,4 +15,10 @@ SCHEDULES = [
         "every_seconds": 3600,
         "description": "Delete raw webhook events older than META_WEBHOOK_EVENT_RETENTION_DAYS.",
     },
+    {
+        "name": "meta: sync message templates",
+        "task": "sync_message_templates_task",
+        "every_seconds": 3600,
+        "description": "Fetch every WABA's template catalogue from the Graph API.",
+    },
 ]

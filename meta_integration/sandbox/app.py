@@ -2,6 +2,8 @@
 
 Graph API:
   POST /v<major>.<minor>/<phone_number_id>/messages    send, or mark as read
+  GET  /v<major>.<minor>/<waba_id>/message_templates   the template catalogue (paged: limit,
+                                                      after; fields)
 Controls:
   GET    /sandbox/meta/sent?to=<wa_id>&since=<epoch>  messages accepted so far
   GET    /sandbox/meta/reads                          mark-as-read calls accepted so far
@@ -12,6 +14,13 @@ Controls:
   POST   /sandbox/meta/config  any SandboxConfig field (e.g. {"status_callbacks": false})
   POST   /sandbox/meta/callbacks {"paused": true|false}  hold status callbacks, or let them go
   POST   /sandbox/meta/reset   forget recorded messages, reads and rate-limit state
+  GET    /sandbox/meta/templates?waba_id=            the catalogue of a WABA (default: ours)
+  POST   /sandbox/meta/templates {"name", "language", "status"?, "category"?, "body"?,
+                                  "components"?, "rejected_reason"?, "waba_id"?,
+                                  "webhook"?: true, "event"?, "reason"?}
+         add or change a template; with "webhook" the sandbox also POSTs a signed
+         message_template_status_update to webhook_url, as Meta does
+  DELETE /sandbox/meta/templates  back to the seeded catalogue
 """
 
 from __future__ import annotations
@@ -24,7 +33,6 @@ import random
 import re
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -32,36 +40,16 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from meta_integration.sandbox.callbacks import CallbackDispatcher, CallbackJob, status_event
+from meta_integration.sandbox.errors import ERRORS, error_body  # noqa: F401 - ERRORS re-exported
+from meta_integration.sandbox.template_api import TemplateEndpoints
+from meta_integration.sandbox.templates import TemplateCatalogue
 from meta_integration.sandbox.validation import Refusal, validate_mark_read, validate_send
 
 logger = logging.getLogger(__name__)
 
 MESSAGES_PATH = re.compile(r"^/v(\d+)\.(\d+)/([A-Za-z0-9_-]{1,64})/messages/?$")
+TEMPLATES_PATH = re.compile(r"^/v(\d+)\.(\d+)/([A-Za-z0-9_-]{1,64})/message_templates/?$")
 MAX_BODY = 1024 * 1024
-
-# code -> (HTTP status, title). Meta's HTTP status for each refusal it makes.
-ERRORS: dict[int, tuple[int, str]] = {
-    0: (401, "AuthException"),
-    1: (500, "An unknown error occurred"),
-    2: (503, "Service temporarily unavailable"),
-    4: (400, "(#4) Application request limit reached"),
-    100: (400, "(#100) Invalid parameter"),
-    190: (401, "Invalid OAuth access token - Cannot parse access token"),
-    80007: (400, "(#80007) Rate limit issues"),
-    130429: (400, "(#130429) Rate limit hit"),
-    131000: (500, "(#131000) Something went wrong"),
-    131008: (400, "(#131008) Required parameter is missing"),
-    131009: (400, "(#131009) Parameter value is not valid"),
-    131016: (503, "(#131016) Service unavailable"),
-    131026: (400, "(#131026) Message undeliverable"),
-    131047: (400, "(#131047) Re-engagement message"),
-    131048: (400, "(#131048) Spam rate limit hit"),
-    131049: (400, "(#131049) Meta chose not to deliver this message"),
-    131056: (400, "(#131056) (Business Account, Consumer Account) pair rate limit hit"),
-    131057: (400, "(#131057) Account in maintenance mode"),
-    132000: (400, "(#132000) Number of parameters does not match the expected number of params"),
-    132001: (404, "(#132001) Template name does not exist in the translation"),
-}
 
 
 def _django_setting(name: str, default: Any) -> Any:
@@ -90,7 +78,12 @@ class SandboxConfig:
     pair_per_second: float = 1 / 6
     throughput_mps: int = 80  # Meta's default per-number throughput
     strict_encoding: bool = False  # refuse non-compact or \\u-escaped bodies (catches clients)
-    templates: dict[str, int] | None = None  # name -> body parameter count; None: any template
+    # name -> body parameter count, any language (overrides the catalogue when set).
+    templates: dict[str, int] | None = None
+    # Check template sends against the catalogue (132001/132000/132015/132016), as Meta does.
+    enforce_templates: bool = True
+    # phone_number_id -> WABA id of numbers outside `waba_id` (whose catalogue a send uses).
+    phone_wabas: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> SandboxConfig:
@@ -130,20 +123,7 @@ def new_wamid() -> str:
     return "wamid." + base64.b64encode(b"\x15\x02\x00\x11\x18\x12" + os.urandom(18)).decode()
 
 
-def error_body(code: int, details: str, http_status: int | None = None) -> tuple[int, dict]:
-    status, title = ERRORS.get(code, (400, f"(#{code}) Error"))
-    return http_status or status, {
-        "error": {
-            "message": title,
-            "type": "OAuthException",
-            "code": code,
-            "error_data": {"messaging_product": "whatsapp", "details": details},
-            "fbtrace_id": "A" + uuid.uuid4().hex[:22],
-        }
-    }
-
-
-class GraphSandbox:
+class GraphSandbox(TemplateEndpoints):
     """WSGI app; all state behind one lock, safe under a threading server."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -151,6 +131,7 @@ class GraphSandbox:
         self.faults = Faults()
         self.rng = random.Random()
         self.callbacks = CallbackDispatcher()
+        self.catalogue = TemplateCatalogue()
         self._lock = threading.Lock()
         self.sent: list[dict[str, Any]] = []
         self.reads: list[dict[str, Any]] = []
@@ -279,6 +260,8 @@ class GraphSandbox:
             if "status" in body:
                 return self._mark_read(phone_number_id, body, now, latency)
             validate_send(body, self.config.templates)
+            if body.get("type") == "template":
+                self._check_template(phone_number_id, body["template"])
         except Refusal as refusal:
             return self._refuse(*error_body(refusal.code, refusal.details))
         to = body["to"].lstrip("+")
@@ -402,6 +385,8 @@ class GraphSandbox:
             if (method, action) == ("POST", "reset"):
                 self.reset()
                 return 200, {"ok": True}
+            if action == "templates":
+                return self.template_controls(method, query, data)
         except (TypeError, ValueError) as exc:
             return 400, {"error": str(exc)}
         return 404, {"error": f"no control {method} {action}"}
@@ -418,8 +403,11 @@ class GraphSandbox:
         else:
             raw = environ["wsgi.input"].read(length) if length > 0 else b""
             match = MESSAGES_PATH.match(path)
+            templates_match = TEMPLATES_PATH.match(path)
             if match and method == "POST":
                 status, body = self.messages(match.group(3), environ, raw)
+            elif templates_match and method == "GET":
+                status, body = self.message_templates(templates_match.group(3), environ, path)
             elif path.startswith("/sandbox/meta/"):
                 status, body = self._controls(method, path, environ, raw)
             else:

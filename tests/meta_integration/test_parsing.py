@@ -99,7 +99,7 @@ def test_status_echo_carries_biz_opaque_callback_data():
 @pytest.mark.parametrize(
     ("fixture", "unhandled"),
     [
-        ("template_status_update__approved", "field:message_template_status_update"),
+        ("account_update__restriction", "field:account_update"),
         ("message_echoes__text", "field:smb_message_echoes"),
         ("status__played", "status:played"),
     ],
