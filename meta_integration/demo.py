@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from meta_integration.models import WhatsAppNumber
+from whatsappcrm_backend.publishing import publish
 
 
 def load_demo() -> dict[str, Any]:
@@ -22,4 +23,11 @@ def load_demo() -> dict[str, Any]:
             "active": True,
         },
     )
-    return {"number": number.phone_number_id, "created": created}
+    # The template catalogue is otherwise empty until the hourly sync; the sandbox starts with
+    # the other processes, so the first sync waits a few seconds for it.
+    templates_sync_queued = publish("sync_message_templates_task", countdown=15)
+    return {
+        "number": number.phone_number_id,
+        "created": created,
+        "templates_sync_queued": templates_sync_queued,
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -35,9 +37,13 @@ def test_manage_py_check_fails_without_the_app_secret(settings):
 
 
 @pytest.mark.django_db
-def test_load_demo_upserts_the_configured_number(settings):
+def test_load_demo_upserts_the_configured_number(settings, broker_conn):
     first = demo.load_demo()
-    assert first == {"number": settings.META_PHONE_NUMBER_ID, "created": True}
+    assert first == {
+        "number": settings.META_PHONE_NUMBER_ID,
+        "created": True,
+        "templates_sync_queued": True,
+    }
     assert demo.load_demo()["created"] is False
     number = WhatsAppNumber.objects.get()
     assert (number.waba_id, number.display_phone_number, number.active) == (
@@ -45,3 +51,15 @@ def test_load_demo_upserts_the_configured_number(settings):
         settings.META_DISPLAY_PHONE_NUMBER,
         True,
     )
+
+
+@pytest.mark.django_db
+def test_load_demo_queues_a_first_template_sync(broker_conn):
+    demo.load_demo()
+    queued = [
+        json.loads(raw)["headers"]["task"]
+        for key in broker_conn.keys("maintenance*")
+        if broker_conn.type(key) == b"list"
+        for raw in broker_conn.lrange(key, 0, -1)
+    ]
+    assert queued == ["sync_message_templates_task"]
