@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from flows.actions import ActionResult, register, unregister
+from flows.actions import ActionResult, register, registered_actions, unregister
 from flows.demo import load_demo
 from flows.models import ConversationSession, Flow, SessionStatus, Step, Transition
 from meta_integration.models import OutboundMessage
@@ -120,19 +120,28 @@ def test_support_hands_over_goes_silent_and_answers_again_after_resolve_in_admin
     assert reply_texts(say(contact, "thanks!")) == ["Hi Sheena Nelson! How can we help you today?"]
 
 
-def test_football_entry_points_say_coming_soon_until_the_actions_exist(demo, say):
-    contact = make_contact()
-    say(contact, "hi")
-    assert reply_texts(say(contact, "Football", reply_id="football")) == [
-        "Football: what would you like to see?"
-    ]
-    assert reply_texts(say(contact, "Fixtures", reply_id="fixtures")) == [
-        '⚽ Fixtures and tickets are coming soon! Send "menu" any time to see the options again.'
-    ]
+def test_football_entry_points_say_coming_soon_without_the_action(demo, say):
+    # football_data_app registers football.fixtures; without it the error branch answers.
+    original = registered_actions()["football.fixtures"]
+    unregister("football.fixtures")
+    try:
+        contact = make_contact()
+        say(contact, "hi")
+        assert reply_texts(say(contact, "Football", reply_id="football")) == [
+            "Football: what would you like to see?"
+        ]
+        assert reply_texts(say(contact, "Fixtures", reply_id="fixtures")) == [
+            '⚽ Fixtures and tickets are coming soon! Send "menu" any time to see the options '
+            "again."
+        ]
+    finally:
+        register("football.fixtures", replace=True)(original)
 
 
 def test_football_entry_points_run_a_registered_action(demo, say):
-    @register("football.my_tickets")
+    original = registered_actions()["football.my_tickets"]
+
+    @register("football.my_tickets", replace=True)
     def my_tickets(call):
         return ActionResult(
             context={"count": 1},
@@ -145,7 +154,7 @@ def test_football_entry_points_run_a_registered_action(demo, say):
         say(contact, "Football", reply_id="football")
         inbound = say(contact, "My tickets", reply_id="tickets")
     finally:
-        unregister("football.my_tickets")
+        register("football.my_tickets", replace=True)(original)
     assert reply_texts(inbound) == [f"1 open ticket for {contact.wa_id}"]
     assert ConversationSession.objects.get(
         flow__name="main_menu", status=SessionStatus.COMPLETED
