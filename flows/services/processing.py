@@ -57,6 +57,7 @@ from meta_integration.messages import MessageValidationError, text_message
 from meta_integration.models import Contact, InboundMessage
 from meta_integration.services import outbound_message_create
 from whatsappcrm_backend.celery import Priority
+from whatsappcrm_backend.instrumentation import instrumented
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ def _log_outcome(outcome: Outcome, inbound: InboundMessage) -> None:
         )
 
 
+@instrumented("flow.process_contact", warn_ms=250, error_ms=1000)
 def contact_messages_process(*, contact_id: int, now: datetime | None = None) -> dict[str, int]:
     """Process every unprocessed inbound message of the contact, in arrival (id) order.
 

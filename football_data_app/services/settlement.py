@@ -37,6 +37,7 @@ from football_data_app.models import (
     TicketStatus,
     Wallet,
 )
+from whatsappcrm_backend.instrumentation import instrumented
 from whatsappcrm_backend.publishing import publish_on_commit
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def _lock(qs: QuerySet[BetTicket]) -> QuerySet[BetTicket]:
     return qs.select_for_update()
 
 
+@instrumented("settlement.tickets_batch", warn_ms=1000, error_ms=5000)
 @transaction.atomic
 def tickets_settle_batch(
     *,
@@ -286,6 +288,7 @@ def fixture_tickets(fixture_id: int) -> QuerySet[BetTicket]:
     )
 
 
+@instrumented("settlement.fixture_tickets", warn_ms=2000, error_ms=10000)
 def fixture_settle_tickets(
     *,
     fixture_id: int,
