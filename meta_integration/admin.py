@@ -126,9 +126,16 @@ class InboundMessageAdmin(admin.ModelAdmin):
 @admin.action(description="Replay: send again (one new attempt each)")
 def replay_failed(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
     ids = list(queryset.filter(status=OutboundStatus.FAILED).values_list("pk", flat=True))
-    count = services.outbound_replay(ids)
-    level = messages.SUCCESS if count else messages.WARNING
-    modeladmin.message_user(request, f"{count} failed send(s) re-queued.", level)
+    result = services.outbound_replay(ids)
+    level = messages.SUCCESS if result else messages.WARNING
+    modeladmin.message_user(request, f"{int(result)} failed send(s) re-queued.", level)
+    if result.refused:
+        refused = ", ".join(str(pk) for pk in result.refused)
+        modeladmin.message_user(
+            request,
+            f"{len(result.refused)} refused: Meta already acknowledged them ({refused}).",
+            messages.WARNING,
+        )
 
 
 class OutboundMessageAdminBase(admin.ModelAdmin):

@@ -42,7 +42,12 @@ PERMANENT_CODES: frozenset[int] = frozenset(
         131049,  # per-user marketing limit
         131051,  # unsupported message type
         132000,  # template parameter count mismatch
-        132001,  # template does not exist
+        132001,  # template does not exist (in this language, or not approved)
+        132005,  # translated text too long
+        132007,  # template format character policy violated
+        132012,  # template parameter format mismatch
+        132015,  # template paused (low quality)
+        132016,  # template disabled
     }
 )
 

@@ -68,6 +68,9 @@ class InboundMessage(models.Model):
     read_receipt_sent_at = models.DateTimeField(
         null=True, blank=True, help_text="When Meta accepted our mark-as-read (blue ticks)."
     )
+    # Set when the receipt was given up (refused by Meta, retries spent, no number): the
+    # sweeper re-sends only receipts that are neither sent nor given up.
+    read_receipt_error = models.CharField(max_length=200, blank=True)
     # Poison messages: every failed processing attempt is counted; after the limit the message
     # is parked (kept, shown in the admin with its error, replayable) and the contact's later
     # messages go through.
@@ -79,6 +82,9 @@ class InboundMessage(models.Model):
         indexes = [
             models.Index(fields=["contact", "processed_at", "id"], name="inbound_contact_pending"),
             models.Index(fields=["processed_at", "received_at"], name="inbound_pending"),
+            models.Index(
+                fields=["read_receipt_sent_at", "received_at"], name="inbound_receipt_pending"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -205,12 +211,23 @@ class FailedOutboundMessage(OutboundMessage):
 
 
 class WebhookEvent(models.Model):
-    """The raw body of every well-signed webhook POST, kept for a retention period."""
+    """The raw body of every well-signed webhook POST, kept for a retention period.
+
+    The webhook stores it and answers; the ingest task parses and applies it and sets
+    `processed_at`. An event left unprocessed (its task lost, Redis down) is re-enqueued by
+    the sweeper.
+    """
 
     body = models.TextField()
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
     messages_count = models.PositiveIntegerField(default=0)
     statuses_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["processed_at", "received_at"], name="webhook_event_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"webhook event {self.pk} at {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -6,6 +6,11 @@ with a conditional UPDATE (`queued -> sending`) and every later write is conditi
 row still being `sending`. A row found `sending` is never sent again here: either a live
 worker has it, or Meta's status echo will complete it, or the sweeper resends it after a
 grace period (flagged as a possible duplicate).
+
+The claim also honours Meta's backoff (a row is not taken before its `next_attempt_at`) and
+the conversation's order (not while an earlier row of the same (number, customer) pair is
+unfinished; see ordering.py): a send that loses the claim for either reason returns without
+re-publishing anything, and whoever finishes a row publishes the next one.
 """
 
 from __future__ import annotations
@@ -13,34 +18,33 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F
 from django.utils import timezone
 
-from meta_integration import conf, graph_api, selectors
+from meta_integration import conf, graph_api, ordering, selectors, templates
 from meta_integration.errors import GraphOutcome, retry_delay
-from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus
+from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus, WhatsAppNumber
+from whatsappcrm_backend.instrumentation import instrumented
 
 logger = logging.getLogger(__name__)
 
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 REENGAGEMENT_CODE = 131047
-# Per-contact order: how long a later send waits between checks, and which earlier rows count
-# as "on their way" (see _earlier_send_in_flight).
-ORDER_WAIT_SECONDS = 0.1
-ORDER_QUEUED_WINDOW = timedelta(seconds=15)
-ORDER_DUE_SOON = timedelta(seconds=2)
-ORDER_SENDING_WINDOW = timedelta(seconds=30)  # the send task's hard time limit
+# A retry published with a countdown may start a hair before its row's next_attempt_at on a
+# worker whose clock runs a little ahead; that is not "early".
+CLAIM_EARLY_TOLERANCE = timedelta(seconds=0.5)
 
 
 @dataclass(frozen=True)
 class SendResult:
     """What a send attempt did. `retry_in` is set when the task must retry after it."""
 
-    outcome: str  # "sent", "failed", "retry", "waiting", "skipped"
+    # "sent", "failed", "retry", "waiting" (an earlier row of the conversation is unfinished),
+    # "early" (its backoff is not over), "skipped" (not queued)
+    outcome: str
     outbound_id: int
     retry_in: float | None = None
     priority: int = 0
@@ -62,17 +66,26 @@ def _fail(outbound_id: int, code: int | None, details: str) -> bool:
     )
 
 
-def _refusal(row: OutboundMessage) -> tuple[int | None, str] | None:
+def _template_refusal(
+    row: OutboundMessage, number: WhatsAppNumber | None
+) -> tuple[int, str] | None:
+    """The template catalogue's verdict: an unknown, unapproved or mis-filled template fails
+    here with Meta's own code (132000, 132001, 132015, 132016) instead of at Meta."""
+    waba_id = (number.waba_id if number else "") or settings.META_WABA_ID
+    return templates.template_refusal(waba_id=waba_id, payload=row.payload)
+
+
+def _refusal(row: OutboundMessage, number: WhatsAppNumber | None) -> tuple[int | None, str] | None:
     """Why this row must not be sent at all, decided without calling Meta."""
     contact = row.contact
     if contact.blocked:
         return None, "contact is blocked"
-    if row.message_type != "template":
-        # Free-form messages only within 24 h of the customer's last message (Meta answers
-        # 131047, often asynchronously); failing here saves a call and says why at once.
-        last = contact.last_inbound_at
-        if last is None or timezone.now() - last > CUSTOMER_SERVICE_WINDOW:
-            return REENGAGEMENT_CODE, "outside the 24-hour customer service window: send a template"
+    if row.message_type == "template":
+        return _template_refusal(row, number)
+    # Free-form messages only within 24 h of the customer's last message TO THIS NUMBER (Meta
+    # answers 131047, often asynchronously); failing here saves a call and says why at once.
+    if not selectors.window_open(contact_id=contact.pk, number_id=number.pk if number else None):
+        return REENGAGEMENT_CODE, "outside the 24-hour customer service window: send a template"
     return None
 
 
@@ -125,68 +138,79 @@ def _retry_or_fail(row: OutboundMessage, outcome: GraphOutcome) -> SendResult:
     )
 
 
-def _earlier_send_in_flight(outbound_id: int) -> int | None:
-    """The row's priority if an earlier message to the same contact, of the same or a more
-    urgent priority, is still on its way (queued and due, or being sent by a live worker).
+def _not_claimed(row: OutboundMessage, now: datetime) -> SendResult:
+    """Why the claim did not take a queued row: not queued any more, not due, or held back.
 
-    Two workers may hold a contact's consecutive replies at once; Meta delivers in the order
-    it accepts, so the later one waits for the earlier one. A bulk row never holds up a
-    reply (priority), and a row that is stranded (long overdue, or `sending` longer than the
-    hard time limit) does not hold anything up: order gives way to liveness there.
+    Neither of the last two re-publishes anything. A row waiting out a backoff has its own
+    retry scheduled (Celery's countdown, set with the same delay as next_attempt_at) and the
+    sweeper re-publishes it if that was lost; a second, early task (a duplicate delivery, a
+    sweeper re-publish) returns quietly instead of multiplying ETA messages in Redis. A row
+    held back by an earlier one is published by that row's finisher (meta_integration.ordering).
     """
-    now = timezone.now()
-    earlier_in_flight = OutboundMessage.objects.filter(
-        contact_id=OuterRef("contact_id"), pk__lt=OuterRef("pk"), priority__lte=OuterRef("priority")
-    ).filter(
-        Q(
-            status=OutboundStatus.QUEUED,
-            next_attempt_at__gte=now - ORDER_QUEUED_WINDOW,
-            next_attempt_at__lte=now + ORDER_DUE_SOON,
-        )
-        | Q(status=OutboundStatus.SENDING, sending_at__gte=now - ORDER_SENDING_WINDOW)
+    current = (
+        OutboundMessage.objects.filter(pk=row.pk).values_list("status", "next_attempt_at").first()
     )
-    # One query: the row (if still queued) and whether anything earlier holds it up.
-    row = (
-        OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.QUEUED)
-        .annotate(blocked=Exists(earlier_in_flight))
-        .values("priority", "blocked")
-        .first()
-    )
-    return row["priority"] if row and row["blocked"] else None
+    if current is None or current[0] != OutboundStatus.QUEUED:
+        status = current[0] if current else "missing"
+        logger.info("outbound %s is %s, not queued: nothing to send", row.pk, status)
+        return SendResult("skipped", row.pk, details=f"status {status}")
+    if current[1] > now + CLAIM_EARLY_TOLERANCE:
+        logger.info("outbound %s is not due before %s: left to its retry", row.pk, current[1])
+        return SendResult("early", row.pk, details=f"due at {current[1].isoformat()}")
+    logger.debug("outbound %s waits for an earlier send of its conversation", row.pk)
+    return SendResult("waiting", row.pk, priority=row.priority, details="earlier send unfinished")
 
 
+def _finished(row: OutboundMessage) -> None:
+    """The row is done (sent or failed for good): the next of its conversation may go."""
+    ordering.publish_next(contact_id=row.contact_id, number_id=row.number_id)
+
+
+@instrumented("send.outbound", warn_ms=1000, error_ms=5000)
 def outbound_send(*, outbound_id: int) -> SendResult:
     """Claim, send and record one outbound row. Safe to call any number of times."""
-    waiting_priority = _earlier_send_in_flight(outbound_id)
-    if waiting_priority is not None:
-        delay = round(ORDER_WAIT_SECONDS * random.uniform(1.0, 1.5), 3)
-        logger.debug("outbound %s waits for an earlier send to its contact", outbound_id)
-        return SendResult(
-            "waiting",
-            outbound_id,
-            retry_in=delay,
-            priority=waiting_priority,
-            details="earlier send in flight",
+    row = (
+        OutboundMessage.objects.select_related("contact__number", "number")
+        .filter(pk=outbound_id)
+        .first()
+    )
+    if row is None or row.status != OutboundStatus.QUEUED:
+        status = row.status if row else "missing"
+        logger.info("outbound %s is %s, not queued: nothing to send", outbound_id, status)
+        return SendResult("skipped", outbound_id, details=f"status {status}")
+    now = timezone.now()
+    # One conditional UPDATE: still queued, due (Meta's backoff is honoured), and nothing
+    # earlier in its conversation unfinished (the chain). Losing any of these claims nothing.
+    held_back = ordering.earlier_unfinished(
+        outbound_id=row.pk,
+        contact_id=row.contact_id,
+        number_id=row.number_id,
+        priority=row.priority,
+    )
+    claimed = (
+        OutboundMessage.objects.filter(
+            pk=row.pk,
+            status=OutboundStatus.QUEUED,
+            next_attempt_at__lte=now + CLAIM_EARLY_TOLERANCE,
         )
-    claimed = OutboundMessage.objects.filter(pk=outbound_id, status=OutboundStatus.QUEUED).update(
-        status=OutboundStatus.SENDING, attempts=F("attempts") + 1, sending_at=timezone.now()
+        .filter(~Exists(held_back))
+        .update(status=OutboundStatus.SENDING, attempts=F("attempts") + 1, sending_at=now)
     )
     if not claimed:
-        current = (
-            OutboundMessage.objects.filter(pk=outbound_id).values_list("status", flat=True).first()
-        )
-        logger.info("outbound %s is %s, not queued: nothing to send", outbound_id, current)
-        return SendResult("skipped", outbound_id, details=f"status {current}")
-    row = OutboundMessage.objects.select_related("contact__number", "number").get(pk=outbound_id)
-    refusal = _refusal(row)
+        return _not_claimed(row, now)
+    row.status = OutboundStatus.SENDING
+    row.attempts += 1
+    number = selectors.sending_number(row.contact, row.number)
+    refusal = _refusal(row, number)
     if refusal is not None:
         code, details = refusal
         _fail(row.pk, code, details)
         logger.info("outbound %s refused before sending: %s", row.pk, details)
+        _finished(row)
         return SendResult("failed", row.pk, code=code, details=details)
-    number = selectors.sending_number(row.contact, row.number)
     if number is None:
         _fail(row.pk, None, "no active WhatsApp number to send from")
+        _finished(row)
         return SendResult("failed", row.pk, details="no active WhatsApp number")
 
     result = graph_api.send_message(
@@ -204,11 +228,16 @@ def outbound_send(*, outbound_id: int) -> SendResult:
         )
         if not stored:
             logger.info("outbound %s was completed by its status echo first", row.pk)
+        _finished(row)
         return SendResult("sent", row.pk, details=result.wamid or "accepted without a wamid")
     if outcome.retryable:
-        return _retry_or_fail(row, outcome)
+        retried = _retry_or_fail(row, outcome)
+        if retried.outcome == "failed":
+            _finished(row)
+        return retried
     _fail(row.pk, outcome.code, outcome.details)
     logger.warning("outbound %s failed permanently: %s %s", row.pk, outcome.code, outcome.details)
+    _finished(row)
     return SendResult("failed", row.pk, code=outcome.code, details=outcome.details)
 
 
@@ -223,6 +252,13 @@ class ReceiptResult:
         return asdict(self)
 
 
+def _receipt_given_up(inbound_id: int, reason: str) -> None:
+    InboundMessage.objects.filter(pk=inbound_id, read_receipt_sent_at__isnull=True).update(
+        read_receipt_error=reason[:200]
+    )
+
+
+@instrumented("send.read_receipt", warn_ms=1000, error_ms=5000)
 def read_receipt_send(*, inbound_message_id: int, retries: int = 0) -> ReceiptResult:
     """Mark one inbound message as read at Meta. Idempotent; a lost receipt is harmless."""
     inbound = (
@@ -234,11 +270,12 @@ def read_receipt_send(*, inbound_message_id: int, retries: int = 0) -> ReceiptRe
         return ReceiptResult("skipped", inbound_message_id)
     number = selectors.sending_number(inbound.contact, inbound.number)
     if number is None:
+        _receipt_given_up(inbound.pk, "no active WhatsApp number")
         return ReceiptResult("ignored", inbound_message_id)
     outcome = graph_api.mark_as_read(number, inbound.wamid).outcome
     if outcome.ok:
         InboundMessage.objects.filter(pk=inbound.pk, read_receipt_sent_at__isnull=True).update(
-            read_receipt_sent_at=timezone.now()
+            read_receipt_sent_at=timezone.now(), read_receipt_error=""
         )
         return ReceiptResult("sent", inbound.pk)
     if outcome.permanent:
@@ -246,9 +283,11 @@ def read_receipt_send(*, inbound_message_id: int, retries: int = 0) -> ReceiptRe
         logger.info(
             "read receipt for inbound %s refused: %s %s", inbound.pk, outcome.code, outcome.details
         )
+        _receipt_given_up(inbound.pk, f"{outcome.code}: {outcome.details}")
         return ReceiptResult("ignored", inbound.pk, code=outcome.code)
     if retries >= int(conf.get("META_READ_RECEIPT_MAX_RETRIES")):
         logger.warning("read receipt for inbound %s given up: %s", inbound.pk, outcome.details)
+        _receipt_given_up(inbound.pk, f"gave up: {outcome.code}: {outcome.details}")
         return ReceiptResult("gave_up", inbound.pk, code=outcome.code)
     delay = retry_delay(
         retries,

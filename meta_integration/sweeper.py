@@ -13,11 +13,13 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from meta_integration import conf
 from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus, WebhookEvent
-from meta_integration.services import FLOW_TASK, SEND_TASK
+from meta_integration.ordering import UNFINISHED
+from meta_integration.services import FLOW_TASK, INGEST_TASK, RECEIPT_TASK, SEND_TASK
 from whatsappcrm_backend.celery import Priority
 from whatsappcrm_backend.publishing import publish
 
@@ -32,7 +34,14 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
     cutoff = now - timedelta(seconds=int(settings.META_SWEEP_GRACE_SECONDS))
     oldest = now - timedelta(seconds=int(conf.get("META_SWEEP_MAX_AGE_SECONDS")))
     limit = int(conf.get("META_SWEEP_BATCH_SIZE"))
-    report = {"flows": 0, "queued": 0, "resent": 0, "publish_failures": 0}
+    report = {
+        "events": 0,
+        "flows": 0,
+        "receipts": 0,
+        "queued": 0,
+        "resent": 0,
+        "publish_failures": 0,
+    }
 
     def send(task: str, pk: int, priority: int, key: str) -> None:
         if publish(task, pk, priority=priority):
@@ -40,10 +49,25 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
         else:
             report["publish_failures"] += 1
 
-    # Inbound messages the flow never processed (its task lost, or the broker was down).
+    # Webhook events stored and answered but never ingested (task lost, or Redis was down).
+    event_ids = list(
+        WebhookEvent.objects.filter(
+            processed_at__isnull=True, received_at__lt=cutoff, received_at__gte=oldest
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for event_id in event_ids:
+        send(INGEST_TASK, event_id, Priority.REPLY, "events")
+
+    # Inbound messages the flow never processed (its task lost, or the broker was down). A
+    # parked message (poison: its processing kept failing) waits for an operator instead.
     contact_ids = list(
         InboundMessage.objects.filter(
-            processed_at__isnull=True, received_at__lt=cutoff, received_at__gte=oldest
+            processed_at__isnull=True,
+            parked_at__isnull=True,
+            received_at__lt=cutoff,
+            received_at__gte=oldest,
         )
         .order_by()
         .values_list("contact_id", flat=True)
@@ -52,10 +76,38 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
     for contact_id in contact_ids:
         send(FLOW_TASK, contact_id, Priority.REPLY, "flows")
 
-    # Queued sends whose task is gone. next_attempt_at moves on, so a row is re-published at
-    # most once per grace period (and a retry waiting out its backoff is not due yet).
+    # Read receipts a hard-killed worker held (Redis gives its task back only after the
+    # visibility timeout, an hour): neither sent nor given up, recent enough to matter. A
+    # second mark-as-read of the same message is harmless at Meta.
+    receipts_oldest = now - timedelta(seconds=int(conf.get("META_RECEIPT_SWEEP_MAX_AGE_SECONDS")))
+    receipt_ids = list(
+        InboundMessage.objects.filter(
+            read_receipt_sent_at__isnull=True,
+            read_receipt_error="",
+            received_at__lt=cutoff,
+            received_at__gte=max(oldest, receipts_oldest),
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for inbound_id in receipt_ids:
+        send(RECEIPT_TASK, inbound_id, Priority.RECEIPT, "receipts")
+
+    # Queued sends whose task is gone: the heads of their conversations only (a row behind an
+    # unfinished earlier one is published by that row's finisher, see ordering.py).
+    # next_attempt_at moves on, so a row is re-published at most once per grace period (and a
+    # retry waiting out its backoff is not due yet).
+    earlier = OutboundMessage.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        pk__lt=OuterRef("pk"),
+        priority__lte=OuterRef("priority"),
+        status__in=UNFINISHED,
+    )
+    held_back = Q(number__isnull=False) & Exists(earlier.filter(number_id=OuterRef("number_id")))
+    held_back |= Q(number__isnull=True) & Exists(earlier.filter(number__isnull=True))
     due = list(
         OutboundMessage.objects.filter(status=OutboundStatus.QUEUED, next_attempt_at__lt=cutoff)
+        .exclude(held_back)
         .order_by("next_attempt_at")
         .values_list("pk", "priority")[:limit]
     )

@@ -11,9 +11,10 @@ from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.db import OperationalError
 
-from meta_integration import sending, sweeper
-from whatsappcrm_backend.celery import LATENCY_QUEUE, Priority
+from meta_integration import ingest, sending, sweeper
+from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE, Priority
 from whatsappcrm_backend.locks import single_run
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,24 @@ def send_whatsapp_message_task(self, outbound_id: int) -> dict[str, Any]:
 
 
 @shared_task(
+    name="ingest_webhook_event_task",
+    queue=LATENCY_QUEUE,
+    bind=True,
+    max_retries=5,  # then the sweeper re-enqueues the still unprocessed event
+    soft_time_limit=20,
+    time_limit=30,
+    acks_late=True,
+)
+def ingest_webhook_event_task(self, event_id: int) -> dict[str, Any]:
+    try:
+        result = ingest.webhook_event_ingest(event_id=event_id)
+    except OperationalError as exc:
+        # A locked or unreachable database: the event row is safe; come back shortly.
+        raise self.retry(exc=exc, countdown=0.2 * (2**self.request.retries)) from exc
+    return result.as_dict()
+
+
+@shared_task(
     name="send_read_receipt_task",
     queue=LATENCY_QUEUE,
     bind=True,
@@ -65,7 +84,7 @@ def send_read_receipt_task(self, inbound_message_id: int) -> dict[str, Any]:
 
 @shared_task(
     name="sweep_stranded_messages_task",
-    queue=LATENCY_QUEUE,
+    queue=MAINTENANCE_QUEUE,
     ignore_result=False,  # the console shows what each scheduled run did
     soft_time_limit=50,
     time_limit=60,
@@ -77,7 +96,7 @@ def sweep_stranded_messages_task() -> dict[str, Any]:
 
 @shared_task(
     name="purge_webhook_events_task",
-    queue=LATENCY_QUEUE,
+    queue=MAINTENANCE_QUEUE,
     ignore_result=False,
     soft_time_limit=300,
     time_limit=330,

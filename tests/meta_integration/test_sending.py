@@ -11,7 +11,7 @@ from meta_integration import graph_api, sending, services
 from meta_integration.errors import GraphOutcome, classify_transport
 from meta_integration.messages import template_message, text_message
 from meta_integration.models import OutboundMessage, OutboundStatus
-from tests.factories import make_contact, make_inbound
+from tests.factories import make_contact, make_inbound, make_number
 from whatsappcrm_backend.celery import Priority
 
 pytestmark = pytest.mark.django_db
@@ -33,6 +33,11 @@ def queue(contact, message=None, key="wamid.IN:0", priority=Priority.REPLY, **fi
         OutboundMessage.objects.filter(pk=row.pk).update(**fields)
         row.refresh_from_db()
     return row
+
+
+def make_due(row) -> None:
+    """Time passes: the row's backoff is over."""
+    OutboundMessage.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
 
 
 def test_create_publishes_the_send_after_commit_with_the_rows_priority(
@@ -136,6 +141,10 @@ def test_a_retryable_error_requeues_the_row_with_a_backoff(sandbox, contact, set
     assert (row.status, row.attempts, row.error_code) == (OutboundStatus.QUEUED, 1, 130429)
     assert row.next_attempt_at >= before + timedelta(seconds=1)
     sandbox.app.clear_faults()
+    # Not before the backoff Meta asked for is over: an early task claims nothing.
+    assert sending.outbound_send(outbound_id=row.pk).outcome == "early"
+    assert sandbox.app.stats()["requests"] == 1
+    make_due(row)
     assert sending.outbound_send(outbound_id=row.pk).outcome == "sent"
     row.refresh_from_db()
     assert (row.status, row.attempts, row.error_code) == (OutboundStatus.SENT, 2, None)
@@ -145,7 +154,10 @@ def test_retries_are_bounded_by_the_rows_attempts(sandbox, contact, settings):
     settings.META_SEND_MAX_RETRIES = 2
     sandbox.app.set_faults({"error_rate": 1.0, "error_codes": [500]})
     row = queue(contact)
-    outcomes = [sending.outbound_send(outbound_id=row.pk).outcome for _ in range(3)]
+    outcomes = []
+    for _ in range(3):
+        make_due(row)
+        outcomes.append(sending.outbound_send(outbound_id=row.pk).outcome)
     assert outcomes == ["retry", "retry", "failed"]  # 1 attempt + 2 retries
     row.refresh_from_db()
     assert (row.status, row.attempts) == (OutboundStatus.FAILED, 3)
@@ -226,14 +238,7 @@ def test_a_retryable_read_receipt_retries_a_few_times(sandbox, contact, settings
 
 
 def test_replay_requeues_failed_rows_only(contact, published, django_capture_on_commit_callbacks):
-    failed = queue(
-        contact,
-        key="f:0",
-        status=OutboundStatus.FAILED,
-        error_code=131026,
-        wamid="wamid.OLD",
-        attempts=1,
-    )
+    failed = queue(contact, key="f:0", status=OutboundStatus.FAILED, error_code=131026, attempts=1)
     sent = queue(contact, key="s:0", status=OutboundStatus.SENT)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.outbound_replay([failed.pk, sent.pk]) == 1
@@ -252,19 +257,26 @@ def test_replay_requeues_failed_rows_only(contact, published, django_capture_on_
     assert sent.status == OutboundStatus.SENT
 
 
-# --- per-contact order -------------------------------------------------------------------------
+# --- per-contact order: the chain ----------------------------------------------------------------
 
 
-def test_a_later_reply_waits_for_an_earlier_one_still_on_its_way(sandbox, contact):
+def test_a_later_reply_waits_for_an_earlier_one_without_republishing(
+    sandbox, contact, published, django_capture_on_commit_callbacks
+):
     first, second = queue(contact, key="m1:0"), queue(contact, key="m2:0")
     result = sending.outbound_send(outbound_id=second.pk)
-    assert (result.outcome, result.priority) == ("waiting", Priority.REPLY)
-    assert 0 < result.retry_in < 1
+    # It waits without a retry: nothing is re-published while it waits.
+    assert (result.outcome, result.retry_in) == ("waiting", None)
     second.refresh_from_db()
     assert (second.status, second.attempts) == (OutboundStatus.QUEUED, 0)
     assert sandbox.app.stats()["requests"] == 0
 
-    assert sending.outbound_send(outbound_id=first.pk).outcome == "sent"
+    # The first one's send finishes and publishes the next of the conversation.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sending.outbound_send(outbound_id=first.pk).outcome == "sent"
+    assert published.of("send_whatsapp_message_task") == [
+        ([second.pk], {"priority": Priority.REPLY, "retry": False})
+    ]
     assert sending.outbound_send(outbound_id=second.pk).outcome == "sent"
     assert [m["biz_opaque_callback_data"] for m in sandbox.app.sent_messages()] == ["m1:0", "m2:0"]
 
@@ -275,31 +287,42 @@ def test_an_earlier_send_being_made_also_holds_the_later_one(sandbox, contact):
     assert sending.outbound_send(outbound_id=second.pk).outcome == "waiting"
 
 
+def test_a_retry_keeps_its_place(sandbox, contact, published, django_capture_on_commit_callbacks):
+    """After a 131056 the earlier row backs off 6 s and the later ones keep waiting."""
+    first, second = queue(contact, key="m1:0"), queue(contact, key="m2:0")
+    sandbox.app.set_faults({"error_rate": 1.0, "error_codes": [131056]})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sending.outbound_send(outbound_id=first.pk).outcome == "retry"
+    assert published.calls == []  # a retry finishes nothing
+    sandbox.app.clear_faults()
+    assert sending.outbound_send(outbound_id=second.pk).outcome == "waiting"
+    make_due(first)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sending.outbound_send(outbound_id=first.pk).outcome == "sent"
+    assert published.of("send_whatsapp_message_task")[0][0] == [second.pk]
+    assert sending.outbound_send(outbound_id=second.pk).outcome == "sent"
+    assert [m["biz_opaque_callback_data"] for m in sandbox.app.sent_messages()] == ["m1:0", "m2:0"]
+
+
+def test_a_permanent_failure_also_moves_the_chain_on(
+    sandbox, contact, published, django_capture_on_commit_callbacks
+):
+    first, second = queue(contact, key="m1:0"), queue(contact, key="m2:0")
+    sandbox.app.set_faults({"error_rate": 1.0, "error_codes": [131026]})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sending.outbound_send(outbound_id=first.pk).outcome == "failed"
+    assert published.of("send_whatsapp_message_task")[0][0] == [second.pk]
+
+
 def test_a_bulk_message_never_holds_up_a_reply(sandbox, contact):
     queue(contact, key="bulk:0", priority=Priority.BULK)
     reply = queue(contact, key="m1:0", priority=Priority.REPLY)
     assert sending.outbound_send(outbound_id=reply.pk).outcome == "sent"
 
 
-@pytest.mark.parametrize(
-    "earlier",
-    [
-        {"status": OutboundStatus.QUEUED, "next_attempt_at_ago": 60},  # stranded: the sweeper's
-        {"status": OutboundStatus.QUEUED, "next_attempt_at_ago": -120},  # waiting a long backoff
-        {"status": OutboundStatus.SENDING, "sending_at_ago": 300},  # its worker died
-        {"status": OutboundStatus.FAILED},
-        {"status": OutboundStatus.SENT},
-    ],
-)
-def test_order_gives_way_to_liveness(sandbox, contact, earlier):
-    fields = {"status": earlier["status"]}
-    if "next_attempt_at_ago" in earlier:
-        fields["next_attempt_at"] = timezone.now() - timedelta(
-            seconds=earlier["next_attempt_at_ago"]
-        )
-    if "sending_at_ago" in earlier:
-        fields["sending_at"] = timezone.now() - timedelta(seconds=earlier["sending_at_ago"])
-    queue(contact, key="m1:0", **fields)
+@pytest.mark.parametrize("status", [OutboundStatus.FAILED, OutboundStatus.SENT])
+def test_a_finished_row_holds_nothing(sandbox, contact, status):
+    queue(contact, key="m1:0", status=status)
     second = queue(contact, key="m2:0")
     assert sending.outbound_send(outbound_id=second.pk).outcome == "sent"
 
@@ -308,3 +331,10 @@ def test_another_contacts_pending_send_does_not_hold_anything(sandbox, contact):
     queue(make_contact(wa_id="16505550777"), key="other:0")
     mine = queue(contact, key="m1:0")
     assert sending.outbound_send(outbound_id=mine.pk).outcome == "sent"
+
+
+def test_the_same_customer_on_another_business_number_is_another_conversation(sandbox, contact):
+    other_number = make_number(phone_number_id="222200002222", display_phone_number="15550002222")
+    queue(contact, key="m1:0")  # from the contact's number, still queued
+    other = queue(contact, key="m2:0", number=other_number)
+    assert sending.outbound_send(outbound_id=other.pk).outcome == "sent"

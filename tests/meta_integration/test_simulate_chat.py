@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from meta_integration import envelopes, parsing, sending, services, simulation
+from meta_integration import envelopes, ingest, parsing, sending, services, simulation
 from meta_integration.messages import text_message
 from meta_integration.models import InboundMessage
 from meta_integration.signatures import sign, verify
@@ -132,7 +132,9 @@ def eager_chain(monkeypatch):
     """
 
     def send_task(name, args=None, **options):
-        if name == "process_flow_for_message_task":
+        if name == "ingest_webhook_event_task":
+            ingest.webhook_event_ingest(event_id=args[0])
+        elif name == "process_flow_for_message_task":
             pending = InboundMessage.objects.filter(contact_id=args[0], processed_at__isnull=True)
             for inbound in pending.select_related("contact"):
                 services.outbound_message_create(

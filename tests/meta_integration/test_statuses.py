@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from meta_integration import services
+from meta_integration import ingest, services
 from meta_integration.models import OutboundMessage, OutboundStatus
 from meta_integration.parsing import ParsedStatus
 from tests.factories import new_wamid
@@ -16,6 +16,23 @@ from tests.meta_integration.conftest import load_fixture
 pytestmark = pytest.mark.django_db
 
 RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+@pytest.fixture
+def post_webhook(post_webhook, published, django_capture_on_commit_callbacks):
+    """POST (conftest's post_webhook), then run the ingest task it published, as a worker
+    would; the record then shows what the ingest published."""
+
+    def post(*args, **kwargs):
+        response = post_webhook(*args, **kwargs)
+        event_ids = [args[0] for args, _ in published.of("ingest_webhook_event_task")]
+        published.calls.clear()
+        for event_id in event_ids:
+            with django_capture_on_commit_callbacks(execute=True):
+                ingest.webhook_event_ingest(event_id=event_id)
+        return response
+
+    return post
 
 
 def at(second: int) -> datetime:

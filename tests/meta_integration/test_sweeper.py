@@ -78,7 +78,9 @@ def test_a_row_stuck_in_sending_is_requeued_flagged_and_republished(contact, pub
 
 def test_nothing_to_do_is_a_quiet_sweep(published):
     assert sweeper.stranded_messages_sweep() == {
+        "events": 0,
         "flows": 0,
+        "receipts": 0,
         "queued": 0,
         "resent": 0,
         "publish_failures": 0,
@@ -92,7 +94,52 @@ def test_failed_publishes_are_counted_and_retried_next_grace(contact, monkeypatc
 
     monkeypatch.setattr(publishing.app, "send_task", refuse)
     inbound(contact, 60)
-    assert sweeper.stranded_messages_sweep()["publish_failures"] == 1
+    # Its flow task and its read receipt.
+    assert sweeper.stranded_messages_sweep()["publish_failures"] == 2
+
+
+def test_a_parked_message_is_never_re_enqueued(contact, published):
+    """A poison message parked by the flow waits for an operator; the contact's other
+    unprocessed messages are still swept."""
+    inbound(contact, 60, parked_at=timezone.now(), processing_attempts=5)
+    assert sweeper.stranded_messages_sweep()["flows"] == 0
+    inbound(contact, 60)
+    assert sweeper.stranded_messages_sweep()["flows"] == 1
+
+
+def test_a_read_receipt_left_unsent_is_re_sent_once_past_the_grace(contact, published):
+    lost = inbound(contact, 60, processed_at=timezone.now())
+    inbound(contact, 5, processed_at=timezone.now())  # within the grace: its task may be on its way
+    inbound(contact, 60, processed_at=timezone.now(), read_receipt_sent_at=timezone.now())
+    inbound(contact, 60, processed_at=timezone.now(), read_receipt_error="131009: too old")
+    inbound(contact, 3600, processed_at=timezone.now())  # too late to be of use
+    assert sweeper.stranded_messages_sweep()["receipts"] == 1
+    assert published.of("send_read_receipt_task") == [
+        ([lost.pk], {"priority": Priority.RECEIPT, "retry": False})
+    ]
+
+
+def test_an_event_stored_but_never_ingested_is_re_enqueued(published):
+    stuck = WebhookEvent.objects.create(body="{}")
+    WebhookEvent.objects.filter(pk=stuck.pk).update(received_at=ago(60))
+    WebhookEvent.objects.create(body="{}")  # within the grace: its task may be on its way
+    done = WebhookEvent.objects.create(body="{}", processed_at=timezone.now())
+    WebhookEvent.objects.filter(pk=done.pk).update(received_at=ago(60))
+    assert sweeper.stranded_messages_sweep()["events"] == 1
+    assert published.of("ingest_webhook_event_task") == [
+        ([stuck.pk], {"priority": Priority.REPLY, "retry": False})
+    ]
+
+
+def test_only_the_head_of_a_conversation_is_re_published(contact, published):
+    """The rows behind an unfinished earlier one are published by its finisher, not swept."""
+    head = outbound(contact, OutboundStatus.QUEUED, next_attempt_at=ago(60))
+    outbound(contact, OutboundStatus.QUEUED, next_attempt_at=ago(60))
+    backing_off = make_contact(wa_id="16505550111")
+    outbound(backing_off, OutboundStatus.QUEUED, next_attempt_at=timezone.now() + timedelta(300))
+    outbound(backing_off, OutboundStatus.QUEUED, next_attempt_at=ago(60))  # keeps its place
+    assert sweeper.stranded_messages_sweep()["queued"] == 1
+    assert published.of(SEND) == [([head.pk], {"priority": Priority.REPLY, "retry": False})]
 
 
 def test_purge_deletes_events_older_than_the_retention(settings):

@@ -1,4 +1,6 @@
-"""The webhook view: verification, signature over raw bytes, limits, one transaction, publishes."""
+"""The webhook view and its ingest: verification, signature over raw bytes, limits, one stored
+event per POST, then (in the ingest task, run here as a worker would) one transaction and the
+publishes."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from meta_integration import sweeper
+from meta_integration import ingest, sweeper
 from meta_integration.models import Contact, InboundMessage, WebhookEvent
 from meta_integration.signatures import HEADER, sign
 from tests.factories import make_contact, new_wamid
@@ -32,6 +34,30 @@ pytestmark = pytest.mark.django_db
 
 FLOW = "process_flow_for_message_task"
 RECEIPT = "send_read_receipt_task"
+INGEST = "ingest_webhook_event_task"
+
+
+def run_ingests(published, capture) -> list[int]:
+    """Run the ingest tasks the webhook published (a worker's part), then forget them, so the
+    record shows what the ingest published. Returns the event ids."""
+    event_ids = [args[0] for args, _ in published.of(INGEST)]
+    published.calls[:] = [call for call in published.calls if call[0] != INGEST]
+    for event_id in event_ids:
+        with capture(execute=True):
+            ingest.webhook_event_ingest(event_id=event_id)
+    return event_ids
+
+
+@pytest.fixture
+def post_webhook(post_webhook, published, django_capture_on_commit_callbacks):
+    """POST (conftest's post_webhook), then run the ingest it published."""
+
+    def post(*args, **kwargs):
+        response = post_webhook(*args, **kwargs)
+        run_ingests(published, django_capture_on_commit_callbacks)
+        return response
+
+    return post
 
 
 # --- GET: the subscription handshake ----------------------------------------------------------
@@ -154,17 +180,21 @@ def test_broken_json_that_is_signed_is_400(post_webhook, raw):
     assert WebhookEvent.objects.count() == 0
 
 
-@pytest.mark.parametrize(
-    "fixture", ["template_status_update__approved", "message_echoes__text", "status__played"]
-)
+@pytest.mark.parametrize("fixture", ["message_echoes__text", "status__played"])
 def test_a_signed_event_we_do_not_handle_is_200_and_logged(
     post_webhook, published, caplog, fixture
 ):
-    with caplog.at_level(logging.INFO, logger="meta_integration.views"):
+    with caplog.at_level(logging.INFO, logger="meta_integration.ingest"):
         assert post_webhook(load_fixture(fixture)).status_code == 200
     assert "not handled" in caplog.text
-    assert WebhookEvent.objects.count() == 1
+    assert WebhookEvent.objects.get().processed_at is not None
     assert published.calls == []
+
+
+def test_a_template_event_is_200_stored_and_processed(post_webhook, published):
+    assert post_webhook(load_fixture("template_status_update__approved")).status_code == 200
+    assert WebhookEvent.objects.get().processed_at is not None
+    assert not {FLOW, RECEIPT} & set(published.names())
 
 
 def test_a_message_for_an_unknown_number_is_skipped_with_200(
@@ -285,16 +315,84 @@ def test_interactive_reply_is_stored_with_reply_id_title_and_context(
     assert inbound.payload["interactive"]["list_reply"]["description"] == "description"
 
 
-def test_the_hot_path_query_count_is_pinned(
-    post_webhook, number, published, django_assert_max_num_queries
+def test_the_request_does_one_insert_and_publishes_only_the_ingest(
+    client, number, published, django_capture_on_commit_callbacks, django_assert_max_num_queries
 ):
     body = encode(with_new_wamids(load_fixture("message__text")))
-    # The transaction (a savepoint inside the test's), event insert, number lookup, known
-    # wamids, contact upsert, window update, savepoint + message insert + release.
-    with django_assert_max_num_queries(10):
-        post_webhook(body)
-    with django_assert_max_num_queries(5):  # a redelivery: event insert, number, known wamids
-        post_webhook(body)
+    headers = {HEADER: sign(body, "sandbox-app-secret")}
+    # The request: the event INSERT and nothing else (no parsing into rows, no lock taken).
+    with django_assert_max_num_queries(1), django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            WEBHOOK_URL, data=body, content_type="application/json", headers=headers
+        )
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.processed_at is None
+    assert published.calls == [(INGEST, [event.pk], {"priority": Priority.REPLY, "retry": False})]
+
+
+def test_the_ingest_query_count_is_pinned(
+    client, number, published, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    body = encode(with_new_wamids(load_fixture("message__text")))
+    headers = {HEADER: sign(body, "sandbox-app-secret")}
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(WEBHOOK_URL, data=body, content_type="application/json", headers=headers)
+    first, again = [args[0] for args, _ in published.of(INGEST)]
+    # The transaction (a savepoint inside the test's), the event, earlier pending events,
+    # number lookup, known wamids, contact upsert, contact window, pair window insert +
+    # update, savepoint + message insert + release, the event marked processed.
+    with django_assert_max_num_queries(15):
+        ingest.webhook_event_ingest(event_id=first)
+    # A redelivery: event, earlier pending events, number, known wamids, mark.
+    with django_assert_max_num_queries(7):
+        ingest.webhook_event_ingest(event_id=again)
+    assert ingest.webhook_event_ingest(event_id=first).skipped  # processed: nothing again
+    assert InboundMessage.objects.count() == 1
+
+
+def test_an_event_with_many_statuses_applies_them_in_a_few_statements(
+    client, number, published, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    from meta_integration.models import OutboundMessage, OutboundStatus
+
+    contact = make_contact(number=number)
+    wamids = [new_wamid() for _ in range(20)]
+    for i, wamid in enumerate(wamids):
+        OutboundMessage.objects.create(
+            contact=contact,
+            number=number,
+            idempotency_key=f"k{i}",
+            message_type="text",
+            payload={},
+            status=OutboundStatus.SENT,
+            wamid=wamid,
+        )
+    statuses = [
+        {"id": w, "status": s, "timestamp": str(1750000000 + n), "recipient_id": contact.wa_id}
+        for w in wamids
+        for n, s in enumerate(["delivered", "read"])
+    ]
+    event = load_fixture("message__text")
+    value = event["entry"][0]["changes"][0]["value"]
+    value.pop("messages"), value.pop("contacts", None)
+    value["statuses"] = statuses
+    body = encode(event)
+    headers = {HEADER: sign(body, "sandbox-app-secret")}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            WEBHOOK_URL, data=body, content_type="application/json", headers=headers
+        )
+    assert response.status_code == 200
+    # 40 statuses: the savepoint, the event, earlier pending events, one SELECT of the known
+    # wamids, one UPDATE per status value, the event marked processed.
+    with django_assert_max_num_queries(8):
+        run_ingests(published, django_capture_on_commit_callbacks)
+    assert set(OutboundMessage.objects.values_list("status", flat=True)) == {OutboundStatus.READ}
+    assert not OutboundMessage.objects.filter(delivered_at__isnull=True).exists()
+    row = OutboundMessage.objects.first()
+    assert (row.delivered_at.timestamp(), row.read_at.timestamp()) == (1750000000, 1750000001)
 
 
 # --- Redis down: the row is stored, the sweeper publishes later ------------------------------
@@ -327,21 +425,33 @@ def queued_tasks(redis_conn, queue: str = "celery") -> list[dict]:
 
 
 def test_redis_down_still_answers_200_and_the_sweeper_publishes_later(
-    post_webhook, number, redis_conn, caplog
+    client, number, broker_conn, caplog, django_capture_on_commit_callbacks
 ):
-    with broker_down():
-        response = post_webhook(with_new_wamids(load_fixture("message__text")))
+    body = encode(with_new_wamids(load_fixture("message__text")))
+    headers = {HEADER: sign(body, "sandbox-app-secret")}
+    with broker_down(), django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            WEBHOOK_URL, data=body, content_type="application/json", headers=headers
+        )
     assert response.status_code == 200
-    inbound = InboundMessage.objects.get()
+    event = WebhookEvent.objects.get()
     assert "the sweeper will re-enqueue it" in caplog.text
-    assert queued_tasks(redis_conn) == []
+    assert queued_tasks(broker_conn) == []
 
-    # The broker is back; the sweeper finds the message the flow never saw.
-    InboundMessage.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    # The broker is back; the sweeper finds the event nobody ingested.
+    WebhookEvent.objects.update(received_at=timezone.now() - timedelta(minutes=5))
     report = sweeper.stranded_messages_sweep()
-    assert report["flows"] == 1, report
-    [task] = [t for t in queued_tasks(redis_conn) if t["headers"]["task"] == FLOW]
-    assert task["headers"]["argsrepr"] == f"[{inbound.contact_id}]"
+    assert report["events"] == 1, report
+    [task] = [t for t in queued_tasks(broker_conn) if t["headers"]["task"] == INGEST]
+    assert task["headers"]["argsrepr"] == f"[{event.pk}]"
+
+    # Its ingest stores the message and publishes the flow task (the worker's part).
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest.webhook_event_ingest(event_id=event.pk)
+    inbound = InboundMessage.objects.get()
+    [flow] = [t for t in queued_tasks(broker_conn) if t["headers"]["task"] == FLOW]
+    assert flow["headers"]["argsrepr"] == f"[{inbound.contact_id}]"
+    assert sweeper.stranded_messages_sweep()["events"] == 0  # processed now
 
 
 # --- Concurrency: two deliveries of the same wamid at once ----------------------------------
@@ -364,12 +474,32 @@ def test_concurrent_redeliveries_insert_one_row(number, published):
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    def run(target, args_list) -> None:
+        threads = [threading.Thread(target=target, args=args) for args in args_list]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    run(deliver, [()] * 4)
     assert statuses == [200] * 4
+    event_ids = [args[0] for args, _ in published.of(INGEST)]
+    assert len(event_ids) == 4
+
+    # Four workers ingest the four deliveries at once.
+    errors: list[BaseException] = []
+
+    def ingest_one(event_id: int) -> None:
+        barrier.wait()
+        try:
+            ingest.webhook_event_ingest(event_id=event_id)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    run(ingest_one, [(event_id,) for event_id in event_ids])
+    assert errors == []
     assert InboundMessage.objects.count() == 1
     assert len(published.of(FLOW)) == 1
 
