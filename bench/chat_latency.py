@@ -84,9 +84,8 @@ def main() -> None:
             print(result.stderr.strip()[-3000:])
             print(f"logs in {stack.workdir}")
         if args.backlog:
-            import redis
-
-            left = sum(redis.Redis.from_url(stack.redis_url).llen(f"celery:{p}") for p in range(10))
+            broker = stack.redis(broker=True)
+            left = sum(broker.llen("celery" if p == 0 else f"celery:{p}") for p in range(10))
             print(f"backlog tasks still queued when the chat finished: {left}")
         sys.exit(result.returncode)
 
