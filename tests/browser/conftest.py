@@ -16,10 +16,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls made from the
-# test (fixtures, assertions) would otherwise be refused as "async unsafe".
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(settings.BASE_DIR) / "var" / "test-artifacts"
@@ -51,8 +47,22 @@ def chromium_path() -> str:
     return str(CHROMIUM)
 
 
-@pytest.fixture(scope="session")
-def browser(chromium_path) -> Iterator[object]:
+@pytest.fixture(scope="module")
+def async_unsafe_allowed() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in this thread; Django's ORM calls made from
+    the test (fixtures, assertions) would otherwise be refused as "async unsafe". Only for the
+    browser tests' module: the loop stops with the browser, and nothing else inherits this."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path, async_unsafe_allowed) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()
