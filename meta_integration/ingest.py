@@ -67,7 +67,17 @@ def webhook_event_store(*, raw_body: str) -> int:
     return WebhookEvent.objects.create(body=raw_body).pk
 
 
-def webhook_event_dispatch(*, event_id: int) -> None:
+def ingest_priority(body: bytes) -> int:
+    """REPLY for an event that may carry a customer's message; RECEIPT for the rest.
+
+    Meta calls back with three statuses per reply (sent, delivered, read): published at REPLY
+    they would queue among the flow and send tasks a customer is waiting on. A status-only
+    body never has a "messages" key; a false positive only costs the higher priority.
+    """
+    return Priority.REPLY if b'"messages"' in body else Priority.RECEIPT
+
+
+def webhook_event_dispatch(*, event_id: int, priority: int = Priority.REPLY) -> None:
     """Publish the stored event's ingest; the view calls it once the 200 has been sent.
 
     The INSERT has committed first (the view runs in autocommit), so the task never runs
@@ -78,8 +88,8 @@ def webhook_event_dispatch(*, event_id: int) -> None:
     """
     if transaction.get_connection().in_atomic_block:
         # Inside a caller's transaction (tests, a script): after it commits.
-        publish_on_commit(INGEST_TASK, event_id, priority=Priority.REPLY)
-    elif not publish(INGEST_TASK, event_id, priority=Priority.REPLY):
+        publish_on_commit(INGEST_TASK, event_id, priority=priority)
+    elif not publish(INGEST_TASK, event_id, priority=priority):
         webhook_event_ingest(event_id=event_id)
 
 
@@ -277,8 +287,20 @@ def _event_apply(event: WebhookEvent, result: IngestResult) -> list[int]:
     return created
 
 
-@transaction.atomic
 def webhook_event_ingest(*, event_id: int) -> IngestResult:
+    """Ingest one stored event (see _ingest), unless an earlier ingest already drained it.
+
+    Under load most ingest tasks find their event drained by an earlier one; the read here
+    needs no write transaction, which on SQLite would take the database's only write lock
+    just to find nothing to do.
+    """
+    if not WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).exists():
+        return IngestResult(event_id=event_id, skipped=True)
+    return _ingest(event_id=event_id)
+
+
+@transaction.atomic
+def _ingest(*, event_id: int) -> IngestResult:
     """Apply one stored event, after any earlier one still pending: one transaction, idempotent.
 
     Order: a customer's burst arrives as consecutive POSTs, and two workers may pick their

@@ -103,7 +103,10 @@ def _receive(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=400)
     event_id = ingest.webhook_event_store(raw_body=parsing.clean_text(body.decode("utf-8")))
     logger.debug("webhook event %s stored (%s bytes)", event_id, len(body))
-    return AfterResponse(lambda: ingest.webhook_event_dispatch(event_id=event_id), status=200)
+    priority = ingest.ingest_priority(body)
+    return AfterResponse(
+        lambda: ingest.webhook_event_dispatch(event_id=event_id, priority=priority), status=200
+    )
 
 
 @csrf_exempt

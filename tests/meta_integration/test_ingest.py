@@ -166,3 +166,13 @@ def test_the_ingest_is_published_only_once_the_answer_is_sent(published, rf):
         ([event.pk], {"priority": 0, "retry": False})
     ]
     connection.close()
+
+
+def test_status_only_events_are_ingested_behind_customer_messages():
+    from meta_integration.ingest import ingest_priority
+    from whatsappcrm_backend.celery import Priority
+
+    message = b'{"entry":[{"changes":[{"value":{"messages":[{"id":"wamid.1"}]}}]}]}'
+    statuses = b'{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.1"}]}}]}]}'
+    assert ingest_priority(message) == Priority.REPLY
+    assert ingest_priority(statuses) == Priority.RECEIPT
