@@ -120,7 +120,9 @@ app.conf.update(
         Queue(MAINTENANCE_QUEUE, Exchange(MAINTENANCE_QUEUE), routing_key=MAINTENANCE_QUEUE),
     ],
     task_default_queue=LATENCY_QUEUE,
-    task_default_priority=Priority.REPLY,
+    # No task_default_priority: Celery copies it onto every task, and since 5.7 send_task
+    # applies a registered task's own options over the route table, so a default would
+    # override every route's priority. Unrouted messages are served as 0 by Redis anyway.
     task_routes=TASK_ROUTES,
     broker_transport_options=_transport_options,
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},

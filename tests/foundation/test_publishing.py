@@ -59,3 +59,14 @@ def test_broker_down_is_logged_not_raised(broker_down, caplog):
     with transaction.atomic():
         publishing.publish_on_commit("noop_task", 42)
     assert "publish of noop_task(42,) failed" in caplog.text
+
+
+def test_a_registered_task_published_by_name_keeps_its_routed_priority(broker_conn):
+    # Celery applies a registered task's own options over the route table: a default priority
+    # set on every task would put settlement (MAINTENANCE) beside ingestion (BULK) at 0.
+    publishing.app.loader.import_default_modules()
+    assert "settle_fixture_pipeline_task" in publishing.app.tasks  # registered and bound
+    publishing.publish("settle_fixture_pipeline_task", 1)
+    publishing.publish("fetch_odds_for_single_event_task", 1)
+    assert broker_conn.llen(f"football_data:{int(Priority.MAINTENANCE)}") == 1
+    assert broker_conn.llen(f"football_data:{int(Priority.BULK)}") == 1
