@@ -1,11 +1,37 @@
-"""The threaded WSGI server every integration's sandbox runs in (`manage.py run_sandboxes`)."""
+"""What every integration's sandbox shares: its threaded WSGI server (`manage.py
+run_sandboxes`) and the plumbing of its config (defaults from Django settings, live updates)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+
+def django_setting(name: str, default: Any) -> Any:
+    """Defaults may come from Django settings when they are configured; never required."""
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            return getattr(settings, name, default)
+    except ImportError:
+        pass
+    return default
+
+
+class UpdatableConfig:
+    """For a sandbox's config dataclass: change fields at run time, refusing unknown names."""
+
+    def update(self, values: dict[str, Any]) -> None:
+        names = {f.name for f in fields(self)}  # type: ignore[arg-type]
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown sandbox settings: {sorted(unknown)}")
+        for name, value in values.items():
+            setattr(self, name, value)
 
 
 class SandboxServer(ThreadingMixIn, WSGIServer):

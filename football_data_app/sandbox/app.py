@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from football_data_app.sandbox.world import (
     scenario_world,
     state_at,
 )
+from whatsappcrm_backend.sandbox_server import UpdatableConfig, django_setting
 
 logger = logging.getLogger(__name__)
 
@@ -63,19 +64,8 @@ ALLOWED = {
 }  # fmt: skip
 
 
-def _django_setting(name: str, default: Any) -> Any:
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return getattr(settings, name, default)
-    except ImportError:
-        pass
-    return default
-
-
 @dataclass
-class SandboxConfig:
+class SandboxConfig(UpdatableConfig):
     keys: list[str] = field(default_factory=list)  # empty: any non-empty key
     speed: float = 1.0  # match minutes per real second
     seed: int = 11
@@ -87,25 +77,17 @@ class SandboxConfig:
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> SandboxConfig:
-        key = _django_setting("APIFOOTBALL_KEY", "")
+        key = django_setting("APIFOOTBALL_KEY", "")
         config = cls(
             keys=[key] if key else [],
-            speed=float(_django_setting("APIFOOTBALL_SANDBOX_SPEED", cls.speed)),
-            seed=int(_django_setting("APIFOOTBALL_SANDBOX_SEED", cls.seed)),
-            scenario=str(_django_setting("APIFOOTBALL_SANDBOX_SCENARIO", "")),
-            per_minute=int(_django_setting("APIFOOTBALL_SANDBOX_PER_MINUTE", cls.per_minute)),
-            per_day=int(_django_setting("APIFOOTBALL_SANDBOX_PER_DAY", cls.per_day)),
+            speed=float(django_setting("APIFOOTBALL_SANDBOX_SPEED", cls.speed)),
+            seed=int(django_setting("APIFOOTBALL_SANDBOX_SEED", cls.seed)),
+            scenario=str(django_setting("APIFOOTBALL_SANDBOX_SCENARIO", "")),
+            per_minute=int(django_setting("APIFOOTBALL_SANDBOX_PER_MINUTE", cls.per_minute)),
+            per_day=int(django_setting("APIFOOTBALL_SANDBOX_PER_DAY", cls.per_day)),
         )
         config.update(overrides)
         return config
-
-    def update(self, values: dict[str, Any]) -> None:
-        names = {f.name for f in fields(self)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown sandbox settings: {sorted(unknown)}")
-        for name, value in values.items():
-            setattr(self, name, value)
 
 
 @dataclass

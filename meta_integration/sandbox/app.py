@@ -35,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,6 +44,7 @@ from meta_integration.sandbox.errors import ERRORS, error_body  # noqa: F401 - E
 from meta_integration.sandbox.template_api import TemplateEndpoints
 from meta_integration.sandbox.templates import TemplateCatalogue
 from meta_integration.sandbox.validation import Refusal, validate_mark_read, validate_send
+from whatsappcrm_backend.sandbox_server import UpdatableConfig, django_setting
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +53,8 @@ TEMPLATES_PATH = re.compile(r"^/v(\d+)\.(\d+)/([A-Za-z0-9_-]{1,64})/message_temp
 MAX_BODY = 1024 * 1024
 
 
-def _django_setting(name: str, default: Any) -> Any:
-    """Defaults may come from Django settings when they are configured; never required."""
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return getattr(settings, name, default)
-    except ImportError:
-        pass
-    return default
-
-
 @dataclass
-class SandboxConfig:
+class SandboxConfig(UpdatableConfig):
     access_tokens: list[str] = field(default_factory=list)  # empty: any bearer token
     app_secret: str = ""
     webhook_url: str = ""
@@ -87,27 +76,19 @@ class SandboxConfig:
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> SandboxConfig:
-        token = _django_setting("META_ACCESS_TOKEN", "")
+        token = django_setting("META_ACCESS_TOKEN", "")
         config = cls(
             access_tokens=[token] if token else [],
-            app_secret=_django_setting("META_APP_SECRET", ""),
-            webhook_url=_django_setting("META_SANDBOX_WEBHOOK_URL", ""),
-            waba_id=_django_setting("META_WABA_ID", "") or cls.waba_id,
-            display_phone_number=_django_setting("META_DISPLAY_PHONE_NUMBER", "")
+            app_secret=django_setting("META_APP_SECRET", ""),
+            webhook_url=django_setting("META_SANDBOX_WEBHOOK_URL", ""),
+            waba_id=django_setting("META_WABA_ID", "") or cls.waba_id,
+            display_phone_number=django_setting("META_DISPLAY_PHONE_NUMBER", "")
             or cls.display_phone_number,
-            status_callbacks=bool(_django_setting("META_SANDBOX_STATUS_CALLBACKS", True)),
-            pair_burst=int(_django_setting("META_SANDBOX_PAIR_BURST", cls.pair_burst)),
+            status_callbacks=bool(django_setting("META_SANDBOX_STATUS_CALLBACKS", True)),
+            pair_burst=int(django_setting("META_SANDBOX_PAIR_BURST", cls.pair_burst)),
         )
         config.update(overrides)
         return config
-
-    def update(self, values: dict[str, Any]) -> None:
-        names = {f.name for f in fields(self)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown sandbox settings: {sorted(unknown)}")
-        for name, value in values.items():
-            setattr(self, name, value)
 
 
 @dataclass
