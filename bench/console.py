@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import time
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.console_results import load_task_results, time_urls
 from bench.stack import running_stack
 
 GOAL_MS = 300.0
@@ -116,39 +116,6 @@ def fill_metrics(samples: int) -> None:
     heartbeats.write_beat_heartbeat()
 
 
-def create_results(total: int, batch: int = 10_000) -> None:
-    """django-celery-results rows, bulk created in batches (the task-results half's load)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-    from django_celery_results.models import TaskResult
-
-    names = [task for _, task, _, _ in TASKS]
-    statuses = ["SUCCESS"] * 8 + ["FAILURE", "RETRY"]
-    start = timezone.now() - timedelta(days=30)
-    step = timedelta(days=30) / max(total, 1)
-    made = 0
-    while made < total:
-        rows = [
-            TaskResult(
-                task_id=str(uuid.uuid4()),
-                task_name=names[(made + i) % len(names)],
-                status=statuses[(made + i) % len(statuses)],
-                task_args=f"({made + i},)",
-                task_kwargs="{}",
-                result='"ok"',
-                date_created=start + step * (made + i),
-                date_done=start + step * (made + i),
-                worker="bench@host",
-            )
-            for i in range(min(batch, total - made))
-        ]
-        TaskResult.objects.bulk_create(rows, batch_size=batch)
-        made += len(rows)
-        print(f"  task results: {made:,}/{total:,}", end="\r", flush=True)
-    print()
-
-
 def page_urls() -> list[tuple[str, str]]:
     from django.urls import NoReverseMatch, reverse
 
@@ -165,24 +132,7 @@ def page_urls() -> list[tuple[str, str]]:
 
 
 def time_pages(runs: int) -> list[tuple[str, str, int, float, float]]:
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    user, _ = get_user_model().objects.get_or_create(
-        username="bench-staff", defaults={"is_staff": True, "is_superuser": True}
-    )
-    client = Client(SERVER_NAME="127.0.0.1")
-    client.force_login(user)
-    rows = []
-    for label, url in page_urls():
-        status = client.get(url).status_code  # warm-up (templates, connections)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            client.get(url)
-            times.append((time.perf_counter() - start) * 1000)
-        rows.append((label, url, status, statistics.median(times), max(times)))
-    return rows
+    return time_urls(page_urls(), runs)
 
 
 def main() -> None:
@@ -205,7 +155,7 @@ def main() -> None:
         fill_metrics(args.metric_samples)
         if args.results:
             start = time.perf_counter()
-            create_results(args.results)
+            load_task_results(args.results)
             print(f"{args.results:,} task results in {time.perf_counter() - start:.1f} s")
         rows = time_pages(args.runs)
 

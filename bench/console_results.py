@@ -175,6 +175,11 @@ def page_urls() -> list[tuple[str, str]]:
 
 
 def time_pages(runs: int) -> list[tuple[str, str, int, float, float]]:
+    return time_urls(page_urls(), runs)
+
+
+def time_urls(urls: list[tuple[str, str]], runs: int) -> list[tuple[str, str, int, float, float]]:
+    """(label, url, status, median ms, max ms) per url, as a staff user, after a warm-up."""
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -184,7 +189,7 @@ def time_pages(runs: int) -> list[tuple[str, str, int, float, float]]:
     client = Client(SERVER_NAME="127.0.0.1")
     client.force_login(user)
     rows = []
-    for label, url in page_urls():
+    for label, url in urls:
         status = client.get(url).status_code  # warm-up
         times = []
         for _ in range(runs):
