@@ -12,11 +12,13 @@ key); statuses only move forward (conditional UPDATEs); running an ingest twice 
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, DateTimeField, IntegerField, Q, Value, When
 from django.utils import timezone
@@ -37,6 +39,7 @@ from meta_integration.services import (
     FORWARD_FROM,
     INGEST_TASK,
     RECEIPT_TASK,
+    STATUS_DRAIN_TASK,
     TIMESTAMP_FIELD,
     outbound_status_apply,
 )
@@ -45,10 +48,19 @@ from whatsappcrm_backend.publishing import publish, publish_on_commit
 
 logger = logging.getLogger(__name__)
 
+MESSAGES_KEY = re.compile(rb'"messages"\s*:')
+
 # An ingest applies the still unprocessed events received shortly before its own first (see
 # webhook_event_ingest); older ones are the sweeper's.
 INGEST_ORDER_WINDOW = timedelta(seconds=30)
 INGEST_DRAIN_LIMIT = 50
+# Status-only events (Meta's sent/delivered/read callbacks, three per reply) are not ingested
+# one task each: a POST queues a drain only when none is queued (this key), and the drain
+# applies every pending event in one transaction. A lost drain's key expires, and the next
+# status POST queues another; the sweeper is the last resort.
+STATUS_DRAIN_QUEUED_KEY = "meta:status-drain-queued"
+STATUS_DRAIN_QUEUED_SECONDS = 10
+STATUS_DRAIN_LIMIT = 200
 # Statuses of one event are applied in this order, so sent -> delivered -> read of the same
 # message in one POST all land (each UPDATE is conditional on the row's current status).
 STATUS_ORDER = (
@@ -72,9 +84,11 @@ def ingest_priority(body: bytes) -> int:
 
     Meta calls back with three statuses per reply (sent, delivered, read): published at REPLY
     they would queue among the flow and send tasks a customer is waiting on. A status-only
-    body never has a "messages" key; a false positive only costs the higher priority.
+    body never has a "messages" key (its `"field": "messages"` is a value, not a key); a
+    false positive only costs the higher priority, and a body this misses is still ingested,
+    by the status drain.
     """
-    return Priority.REPLY if b'"messages"' in body else Priority.RECEIPT
+    return Priority.REPLY if MESSAGES_KEY.search(body) else Priority.RECEIPT
 
 
 def webhook_event_dispatch(*, event_id: int, priority: int = Priority.REPLY) -> None:
@@ -89,8 +103,38 @@ def webhook_event_dispatch(*, event_id: int, priority: int = Priority.REPLY) -> 
     if transaction.get_connection().in_atomic_block:
         # Inside a caller's transaction (tests, a script): after it commits.
         publish_on_commit(INGEST_TASK, event_id, priority=priority)
+    elif priority == Priority.RECEIPT:
+        _status_drain_request(event_id=event_id)
     elif not publish(INGEST_TASK, event_id, priority=priority):
         webhook_event_ingest(event_id=event_id)
+
+
+def _status_drain_request(*, event_id: int) -> None:
+    """Queue a drain of the pending events unless one is queued already (it will take this one).
+
+    The drain deletes the key before it reads, so an event committed before a refused `add`
+    is always read by the queued drain. Redis down: the event is ingested right here.
+    """
+    try:
+        queued_already = not cache.add(
+            STATUS_DRAIN_QUEUED_KEY, event_id, STATUS_DRAIN_QUEUED_SECONDS
+        )
+    except Exception:  # noqa: BLE001 - the cache is Redis: down means publish fails too
+        queued_already = False
+    if queued_already:
+        return
+    if not publish(STATUS_DRAIN_TASK, priority=Priority.RECEIPT):
+        _forget_queued_drain()
+        webhook_event_ingest(event_id=event_id)
+
+
+def _forget_queued_drain() -> None:
+    try:
+        cache.delete(STATUS_DRAIN_QUEUED_KEY)
+    except Exception:  # noqa: BLE001 - the key expires by itself
+        logger.warning(
+            "status drain key could not be deleted; it expires in %ss", STATUS_DRAIN_QUEUED_SECONDS
+        )
 
 
 # --- the task half ----------------------------------------------------------------------------
@@ -323,23 +367,130 @@ def _ingest(*, event_id: int) -> IngestResult:
         .only("pk", "body")[:INGEST_DRAIN_LIMIT]
     )
     own = pending.filter(pk=event_id).only("pk", "body").first()
+    created = _events_apply(earlier, result)
+    if own is None:
+        result.skipped = True  # processed already (its task redelivered, or drained)
+    else:
+        created += _event_apply(own, result)
+    _publish_after_commit(result, created)
+    return result
+
+
+def _events_apply(events: list[WebhookEvent], result: IngestResult) -> list[int]:
+    """Apply events in order, each in a savepoint: a failing one is logged and left to the
+    sweeper, never blocking later events. Returns the new inbound ids."""
     created: list[int] = []
-    for event in earlier:
+    for event in events:
         try:
             with transaction.atomic():
                 created += _event_apply(event, result)
         except Exception:  # one bad event must not hold up the later ones
             logger.exception("webhook event %s failed to ingest; left to the sweeper", event.pk)
-    if own is None:
-        result.skipped = True  # processed already (its task redelivered, or drained)
-    else:
-        created += _event_apply(own, result)
+    return created
+
+
+def _publish_after_commit(result: IngestResult, created: list[int]) -> None:
     # Flow tasks first: a customer waits on those; receipts are a lower priority anyway.
     for contact_id in result.flow_contact_ids:
         publish_on_commit(FLOW_TASK, contact_id, priority=Priority.REPLY)
     for inbound_id in created:
         publish_on_commit(RECEIPT_TASK, inbound_id, priority=Priority.RECEIPT)
-    return result
+
+
+# --- the status drain -------------------------------------------------------------------------
+
+
+@dataclass
+class DrainResult:
+    events: int = 0
+    status_only_events: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    more: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "status_only_events": self.status_only_events,
+            "statuses": dict(self.statuses),
+            "more": self.more,
+        }
+
+
+def status_events_drain(*, limit: int = STATUS_DRAIN_LIMIT) -> DrainResult:
+    """Apply every pending event, oldest first, up to `limit`: the status drain's task.
+
+    The queued-drain key goes first, so an event stored from now on queues the next drain.
+    Status-only events (the usual case) are applied together: their statuses in one bulk call
+    and one UPDATE marks them processed; an event with anything else (a message another
+    ingest has not taken yet, a template event) goes through the per-event path in order.
+    Rows another worker holds are skipped (PostgreSQL), and every step is idempotent.
+    """
+    _forget_queued_drain()
+    with transaction.atomic():
+        return _drain(limit=limit)
+
+
+def _drain(*, limit: int) -> DrainResult:
+    drain = DrainResult()
+    events = list(
+        WebhookEvent.objects.select_for_update(skip_locked=True)
+        .filter(processed_at__isnull=True)
+        .order_by("pk")
+        .only("pk", "body")[:limit]
+    )
+    drain.events = len(events)
+    drain.more = len(events) == limit
+    status_only: dict[int, list[ParsedStatus]] = {}
+    others: list[WebhookEvent] = []
+    for event in events:
+        statuses = _statuses_only(event)
+        if statuses is None:
+            others.append(event)
+        else:
+            status_only[event.pk] = statuses
+    result = IngestResult(event_id=0)
+    created = _events_apply(others, result)
+    if status_only:
+        try:
+            with transaction.atomic():
+                _status_events_apply(status_only, drain)
+        except Exception:  # one bad status must not hold up the rest: one by one instead
+            logger.exception("bulk status apply failed; applying events one by one")
+            by_pk = {event.pk: event for event in events}
+            created += _events_apply([by_pk[pk] for pk in status_only], result)
+    for outcome, count in result.statuses.items():
+        drain.statuses[outcome] = drain.statuses.get(outcome, 0) + count
+    _publish_after_commit(result, created)
+    if drain.more:
+        publish_on_commit(STATUS_DRAIN_TASK, priority=Priority.RECEIPT)
+    return drain
+
+
+def _statuses_only(event: WebhookEvent) -> list[ParsedStatus] | None:
+    """The statuses of an event that carries nothing else; None for any other event."""
+    try:
+        batch = parsing.parse_event(parsing.load_json(event.body.encode("utf-8")))
+    except parsing.PayloadError:
+        return None  # the per-event path logs it and marks it processed
+    if batch.messages or batch.template_events or batch.skipped or batch.unhandled:
+        return None
+    return batch.statuses
+
+
+def _status_events_apply(status_only: dict[int, list[ParsedStatus]], drain: DrainResult) -> None:
+    statuses = [status for each in status_only.values() for status in each]
+    if statuses:
+        for outcome, count in outbound_statuses_apply(statuses=statuses).items():
+            drain.statuses[outcome] = drain.statuses.get(outcome, 0) + count
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for pk, each in status_only.items():
+        by_count[len(each)].append(pk)
+    now = timezone.now()
+    for count, pks in by_count.items():
+        WebhookEvent.objects.filter(pk__in=pks).update(
+            processed_at=now, messages_count=0, statuses_count=count
+        )
+    drain.status_only_events += len(status_only)
 
 
 # --- statuses in bulk -------------------------------------------------------------------------

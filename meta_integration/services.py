@@ -35,6 +35,7 @@ FLOW_TASK = "process_flow_for_message_task"
 RECEIPT_TASK = "send_read_receipt_task"
 SEND_TASK = "send_whatsapp_message_task"
 INGEST_TASK = "ingest_webhook_event_task"
+STATUS_DRAIN_TASK = "drain_status_events_task"
 
 # A status may only move a row forward: sent < delivered < read; failed is terminal (and a
 # read message cannot fail any more). The conditional UPDATE filters on these sets, so

@@ -65,6 +65,23 @@ def ingest_webhook_event_task(self, event_id: int) -> dict[str, Any]:
 
 
 @shared_task(
+    name="drain_status_events_task",
+    queue=LATENCY_QUEUE,
+    bind=True,
+    max_retries=5,  # then the next status POST queues another drain, or the sweeper
+    soft_time_limit=20,
+    time_limit=30,
+    acks_late=True,
+)
+def drain_status_events_task(self) -> dict[str, Any]:
+    try:
+        result = ingest.status_events_drain()
+    except OperationalError as exc:
+        raise self.retry(exc=exc, countdown=0.2 * (2**self.request.retries)) from exc
+    return result.as_dict()
+
+
+@shared_task(
     name="send_read_receipt_task",
     queue=LATENCY_QUEUE,
     bind=True,

@@ -30,6 +30,17 @@ def broker_redis():
     return redis.Redis.from_url(settings.CELERY_BROKER_URL)
 
 
+@pytest.fixture(autouse=True)
+def no_queued_status_drain():
+    """A status drain queued by an earlier test (its key lives 10 s) must not swallow this
+    test's status POSTs."""
+    from django.core.cache import cache
+
+    from meta_integration.ingest import STATUS_DRAIN_QUEUED_KEY
+
+    cache.delete(STATUS_DRAIN_QUEUED_KEY)
+
+
 @pytest.fixture
 def broker_conn(redis_conn):
     """The broker's database (queues `celery`, `celery:3`, ..., `unacked`), flushed with

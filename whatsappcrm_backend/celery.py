@@ -42,6 +42,7 @@ TASK_ROUTES: dict[str, dict[str, object]] = {
     # meta_integration: the WhatsApp channel
     "send_whatsapp_message_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
     "ingest_webhook_event_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
+    "drain_status_events_task": {"queue": LATENCY_QUEUE, "priority": Priority.RECEIPT},
     "send_read_receipt_task": {"queue": LATENCY_QUEUE, "priority": Priority.RECEIPT},
     "sweep_stranded_messages_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
     "purge_webhook_events_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},

@@ -176,3 +176,7 @@ def test_status_only_events_are_ingested_behind_customer_messages():
     statuses = b'{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.1"}]}}]}]}'
     assert ingest_priority(message) == Priority.REPLY
     assert ingest_priority(statuses) == Priority.RECEIPT
+    # Meta's status callbacks say `"field": "messages"`: a value, not the messages key.
+    real_status = b'{"entry":[{"changes":[{"value":{"statuses":[]},"field":"messages"}]}]}'
+    assert ingest_priority(real_status) == Priority.RECEIPT
+    assert ingest_priority(b'{"value": {"messages" : []}}') == Priority.REPLY
