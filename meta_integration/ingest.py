@@ -74,9 +74,9 @@ STATUS_ORDER = (
 # --- the request half -------------------------------------------------------------------------
 
 
-def webhook_event_store(*, raw_body: str) -> int:
+def webhook_event_store(*, raw_body: str, carries_messages: bool = True) -> int:
     """Store one well-signed event (the request's only write). Returns the event id."""
-    return WebhookEvent.objects.create(body=raw_body).pk
+    return WebhookEvent.objects.create(body=raw_body, carries_messages=carries_messages).pk
 
 
 def ingest_priority(body: bytes) -> int:
@@ -349,10 +349,11 @@ def _ingest(*, event_id: int) -> IngestResult:
 
     Order: a customer's burst arrives as consecutive POSTs, and two workers may pick their
     ingest tasks in any order; the flow answers a contact's messages in insertion order. So
-    an ingest first applies the recent events before its own that are still unprocessed, in
-    id order (each in a savepoint: a failing one is logged and left to the sweeper, never
-    blocking later events), then its own. The task of an event drained this way finds it
-    processed and does nothing.
+    an ingest first applies the recent message-carrying events before its own that are still
+    unprocessed, in id order (each in a savepoint: a failing one is logged and left to the
+    sweeper, never blocking later events), then its own. The task of an event drained this
+    way finds it processed and does nothing. Status callbacks are not its business (their
+    order does not matter, statuses only move forward): the status drain takes them in bulk.
 
     After commit: the flow task once per contact that got a new message (REPLY), and a read
     receipt per new message (RECEIPT). A wamid seen before inserts and publishes nothing.
@@ -362,7 +363,11 @@ def _ingest(*, event_id: int) -> IngestResult:
     # Rows are locked in ascending id order by every ingest (the earlier ones, then its own),
     # so two ingests waiting on each other's events cannot deadlock.
     earlier = list(
-        pending.filter(pk__lt=event_id, received_at__gte=timezone.now() - INGEST_ORDER_WINDOW)
+        pending.filter(
+            pk__lt=event_id,
+            received_at__gte=timezone.now() - INGEST_ORDER_WINDOW,
+            carries_messages=True,  # statuses are the drain's, off the customer's path
+        )
         .order_by("pk")
         .only("pk", "body")[:INGEST_DRAIN_LIMIT]
     )

@@ -223,6 +223,9 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     messages_count = models.PositiveIntegerField(default=0)
     statuses_count = models.PositiveIntegerField(default=0)
+    # False for a status or template callback: a customer's message ingest, which first
+    # applies the earlier pending events of its customers, leaves these to the status drain.
+    carries_messages = models.BooleanField(default=True)
 
     class Meta:
         indexes = [

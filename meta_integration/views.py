@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from meta_integration import ingest, parsing, signatures
+from whatsappcrm_backend.celery import Priority
 from whatsappcrm_backend.instrumentation import instrumented
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,12 @@ def _receive(request: HttpRequest) -> HttpResponse:
     if not isinstance(data, dict):
         logger.warning("signed webhook refused: the body is not a JSON object")
         return HttpResponse(status=400)
-    event_id = ingest.webhook_event_store(raw_body=parsing.clean_text(body.decode("utf-8")))
-    logger.debug("webhook event %s stored (%s bytes)", event_id, len(body))
     priority = ingest.ingest_priority(body)
+    event_id = ingest.webhook_event_store(
+        raw_body=parsing.clean_text(body.decode("utf-8")),
+        carries_messages=priority == Priority.REPLY,
+    )
+    logger.debug("webhook event %s stored (%s bytes)", event_id, len(body))
     return AfterResponse(
         lambda: ingest.webhook_event_dispatch(event_id=event_id, priority=priority), status=200
     )

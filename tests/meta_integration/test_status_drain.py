@@ -170,3 +170,42 @@ def test_with_the_broker_down_a_status_post_is_applied_in_the_request(contact):
     # The failed publish gave its key back: the next status POST queues a drain at once.
     assert cache.get(ingest.STATUS_DRAIN_QUEUED_KEY) is None
     connection.close()
+
+
+@pytest.mark.django_db
+def test_a_message_ingest_leaves_earlier_status_events_to_the_drain(contact, number):
+    row = make_outbound(contact, status=OutboundStatus.SENDING)
+    status_event = ingest.webhook_event_store(
+        raw_body=status_body(row.wamid, "sent"), carries_messages=False
+    )
+    earlier_message = store(encode(with_new_wamids(load_fixture("message__text"))).decode())
+    own = store(encode(with_new_wamids(load_fixture("message__text"))).decode())
+
+    result = ingest.webhook_event_ingest(event_id=own)
+
+    assert result.new_messages == 2  # its own and the earlier message, in order
+    pending = set(
+        WebhookEvent.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)
+    )
+    assert pending == {status_event}
+    assert earlier_message not in pending
+    assert ingest.status_events_drain().status_only_events == 1
+    row.refresh_from_db()
+    assert row.status == OutboundStatus.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_view_marks_what_each_event_carries(number, published):
+    post_status(status_body(new_wamid(), "read"))
+    raw = encode(with_new_wamids(load_fixture("message__text")))
+    Client().post(
+        WEBHOOK_URL,
+        data=raw,
+        content_type="application/json",
+        headers={HEADER: sign(raw, "sandbox-app-secret")},
+    )
+    assert list(WebhookEvent.objects.order_by("pk").values_list("carries_messages", flat=True)) == [
+        False,
+        True,
+    ]
+    connection.close()
