@@ -1,10 +1,11 @@
 """Isolation (issue 11): chat reply latency at 20 msg/s with and without a bulk backlog.
 
 The stack runs as the Procfile does: web, the latency worker (`-Q celery`), the football
-worker (`-Q football_data`) and the sandbox. First --runs chats without a backlog, then
-`manage.py enqueue_backlog --bulk-sends 20000 --football 50000` (settlement-notification
-sends at BULK priority on the latency queue, football tasks on theirs) and --runs chats again
-while that backlog drains. Goal: reply p99 grows by at most 20%.
+worker (`-Q football_data`) and the bulk-send worker (`-Q bulk`), both niced, and the sandbox.
+First --runs chats without a backlog, then `manage.py enqueue_backlog --bulk-sends 20000
+--football 50000` (settlement-notification sends at BULK priority, routed to the bulk queue,
+football tasks on theirs) and --runs chats again while that backlog drains. Goal: reply p99
+grows by at most 20%.
 
     .venv/bin/python bench/isolation.py [--postgres] [--runs 3] [--seconds 30]
     .venv/bin/python bench/isolation.py --bulk-sends 2000 --football 5000   # smaller backlog
@@ -44,6 +45,7 @@ def main() -> None:
     notes: list[str] = []
     with common.hot_path_stack(args) as (stack, webhook, sandbox):
         stack.start_worker("football", "football_data", procfile_name="worker_football")
+        stack.start_worker("bulk", "bulk", procfile_name="worker_bulk")
         chat(webhook=webhook, sandbox=sandbox, users=10, rate=10, messages=20, seed=1)  # warm-up
         for phase in phases:
             if phase == "with backlog":

@@ -110,10 +110,14 @@ def procfile_argv(name: str, env: dict[str, str], **options: str) -> list[str]:
     """The Procfile's command for `name` as an argv run by this interpreter, with overrides
     (`concurrency="1"`, `queues="celery"`, `hostname="x@%h"`, `loglevel="INFO"`)."""
     argv = shlex.split(_expand(procfile_entries()[name], env))
+    prefix: list[str] = []
+    if argv[0] == "nice":  # `nice -n N command ...`: keep the niceness, resolve the command
+        prefix, argv = argv[:3], argv[3:]
     if argv[0] in {"celery", "gunicorn"}:
         argv = [PYTHON, "-m", argv[0], *argv[1:]]
     elif argv[0] in {"python", "python3"}:
         argv = [PYTHON, *argv[1:]]
+    argv = [*prefix, *argv]
     flags = {
         "concurrency": ("--concurrency", "-c"),
         "queues": ("-Q", "--queues"),

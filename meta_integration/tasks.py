@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from meta_integration import ingest, sending, sweeper
-from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE, Priority
+from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE, Priority, send_queue
 from whatsappcrm_backend.locks import single_run
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name="send_whatsapp_message_task",
-    queue=LATENCY_QUEUE,
+    # No fixed queue: a task's own queue would override the router, which sends BULK sends
+    # to the bulk queue (whatsappcrm_backend.celery.route_bulk_sends).
     bind=True,
     # The row's `attempts` bounds retries (META_SEND_MAX_RETRIES), not Celery's counter,
     # which restarts whenever the sweeper or a replay publishes a fresh task.
@@ -42,7 +43,11 @@ def send_whatsapp_message_task(self, outbound_id: int) -> dict[str, Any]:
         )
         return {"outcome": "timeout", "outbound_id": outbound_id}
     if result.retry_in is not None:
-        raise self.retry(countdown=result.retry_in, priority=result.priority)
+        raise self.retry(
+            countdown=result.retry_in,
+            priority=result.priority,
+            queue=send_queue(result.priority),  # a bulk send retries on the bulk worker
+        )
     return result.as_dict()
 
 

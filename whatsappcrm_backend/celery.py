@@ -37,6 +37,10 @@ FOOTBALL_QUEUE = "football_data"
 # slot nor wait behind replies until beat expires them: they have a queue and a worker of their
 # own.
 MAINTENANCE_QUEUE = "maintenance"
+# Bulk WhatsApp sends (settlement notifications, campaigns): priority orders what is queued,
+# not what is running, so a bulk send sharing the latency worker would hold a slot a reply
+# needs. They run on a worker of their own (niced in the Procfile), see route_bulk_sends.
+BULK_SEND_QUEUE = "bulk"
 
 TASK_ROUTES: dict[str, dict[str, object]] = {
     # meta_integration: the WhatsApp channel
@@ -92,6 +96,22 @@ TASK_ROUTES: dict[str, dict[str, object]] = {
     "record_start_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
 }
 
+BULK_ROUTED_TASKS = frozenset({"send_whatsapp_message_task"})
+
+
+def send_queue(priority: int | None) -> str:
+    """The queue a send of this priority goes to: bulk sends never share a reply's worker."""
+    return BULK_SEND_QUEUE if priority is not None and priority >= Priority.BULK else LATENCY_QUEUE
+
+
+def route_bulk_sends(name: str, args: object, kwargs: object, options: dict, **_: object):
+    """Celery router: a send published at BULK priority goes to the bulk queue; everything
+    else falls through to TASK_ROUTES (None)."""
+    if name in BULK_ROUTED_TASKS and send_queue(options.get("priority")) == BULK_SEND_QUEUE:
+        return {"queue": BULK_SEND_QUEUE}
+    return None
+
+
 # The longest countdown any task may use (retry backoff is capped below this). Redis
 # redelivers an unacked message after the visibility timeout, so it must be longer.
 MAX_COUNTDOWN_SECONDS = 600
@@ -119,12 +139,13 @@ app.conf.update(
         Queue(LATENCY_QUEUE, Exchange(LATENCY_QUEUE), routing_key=LATENCY_QUEUE),
         Queue(FOOTBALL_QUEUE, Exchange(FOOTBALL_QUEUE), routing_key=FOOTBALL_QUEUE),
         Queue(MAINTENANCE_QUEUE, Exchange(MAINTENANCE_QUEUE), routing_key=MAINTENANCE_QUEUE),
+        Queue(BULK_SEND_QUEUE, Exchange(BULK_SEND_QUEUE), routing_key=BULK_SEND_QUEUE),
     ],
     task_default_queue=LATENCY_QUEUE,
     # No task_default_priority: Celery copies it onto every task, and since 5.7 send_task
     # applies a registered task's own options over the route table, so a default would
     # override every route's priority. Unrouted messages are served as 0 by Redis anyway.
-    task_routes=TASK_ROUTES,
+    task_routes=(route_bulk_sends, TASK_ROUTES),
     broker_transport_options=_transport_options,
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
     broker_connection_retry_on_startup=True,

@@ -130,7 +130,9 @@ def stack(celery_worker_factory, live_server, graph_sandbox):
     load_numbers()
     load_flows()
     sandbox_url = f"http://127.0.0.1:{graph_sandbox.server_port}"
-    celery_worker_factory(queues="celery", concurrency=2, env={"META_GRAPH_BASE_URL": sandbox_url})
+    celery_worker_factory(
+        queues="celery,bulk", concurrency=2, env={"META_GRAPH_BASE_URL": sandbox_url}
+    )
     return {"web": live_server.url, "sandbox": sandbox_url}
 
 

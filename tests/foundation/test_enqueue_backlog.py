@@ -32,9 +32,15 @@ def test_bulk_sends_and_football_tasks_land_on_their_queues_at_bulk_priority(
     assert set(rows.values_list("message_type", flat=True)) == {"template"}
     assert Contact.objects.filter(wa_id__startswith="26599").count() == 10
 
-    # Only the BULK lists hold anything: nothing jumps ahead of a reply.
-    assert queue_depths() == {"celery": {9: 25}, "football_data": {9: 40}, "maintenance": {}}
-    sends = queued_messages(broker_conn, "celery:9")
+    # Only BULK lists hold anything, and none on the latency queue: nothing waits ahead of,
+    # or runs beside, a reply.
+    assert queue_depths() == {
+        "celery": {},
+        "bulk": {9: 25},
+        "football_data": {9: 40},
+        "maintenance": {},
+    }
+    sends = queued_messages(broker_conn, "bulk:9")
     assert {m["headers"]["task"] for m in sends} == {"send_whatsapp_message_task"}
     assert {m["properties"]["priority"] for m in sends} == {Priority.BULK}
     sent_ids = sorted(ast.literal_eval(m["headers"]["argsrepr"])[0] for m in sends)
@@ -51,7 +57,7 @@ def test_a_second_run_reuses_the_contacts_and_adds_new_rows(
     call_command("enqueue_backlog", bulk_sends=5, contacts=3, stdout=io.StringIO())
     assert OutboundMessage.objects.count() == 10
     assert Contact.objects.filter(wa_id__startswith="26599").count() == 3
-    assert broker_conn.llen("celery:9") == 10
+    assert broker_conn.llen("bulk:9") == 10
 
 
 @pytest.mark.parametrize(
@@ -69,7 +75,7 @@ def test_bad_input_is_refused_and_queues_nothing(
     with pytest.raises(CommandError):
         call_command("enqueue_backlog", stdout=io.StringIO(), **options)
     assert OutboundMessage.objects.count() == 0
-    assert queue_depths() == {"celery": {}, "football_data": {}, "maintenance": {}}
+    assert queue_depths() == {"celery": {}, "bulk": {}, "football_data": {}, "maintenance": {}}
 
 
 def test_sends_need_a_configured_number(transactional_db, redis_conn, broker_conn):

@@ -95,13 +95,14 @@ def demo_data(transactional_db):
 
 @pytest.fixture
 def hot_path(celery_worker_factory, live_server, graph_sandbox, demo_data):
-    """Start one worker (concurrency 2) on the `celery` queue pointed at the sandbox."""
+    """Start one worker (concurrency 2) on the `celery` and `bulk` queues, pointed at the
+    sandbox (bulk: the settlement notifications)."""
     sandbox_url = f"http://127.0.0.1:{graph_sandbox.server_port}"
 
     def start_workers(count: int = 1, concurrency: int = 2, env: dict | None = None):
         return [
             celery_worker_factory(
-                queues="celery",
+                queues="celery,bulk",
                 concurrency=concurrency,
                 env={"META_GRAPH_BASE_URL": sandbox_url, **(env or {})},
             )

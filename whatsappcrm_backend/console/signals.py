@@ -40,9 +40,9 @@ def _queue_of(task: Any) -> str:
     queue = info.get("routing_key") or info.get("queue")
     if queue:
         return str(queue)
-    from whatsappcrm_backend.celery import app
+    from whatsappcrm_backend.celery import TASK_ROUTES, app
 
-    route = (app.conf.task_routes or {}).get(getattr(task, "name", ""), {})
+    route = TASK_ROUTES.get(getattr(task, "name", ""), {})
     return str(route.get("queue") or app.conf.task_default_queue)
 
 

@@ -28,6 +28,7 @@ from meta_integration import messages as builders
 from meta_integration.models import Contact, OutboundMessage, WhatsAppNumber
 from meta_integration.services import SEND_TASK
 from whatsappcrm_backend.celery import (
+    BULK_SEND_QUEUE,
     FOOTBALL_QUEUE,
     LATENCY_QUEUE,
     MAINTENANCE_QUEUE,
@@ -50,7 +51,9 @@ def backlog_wa_id(index: int) -> str:
     return f"{WA_ID_PREFIX}{index:07d}"
 
 
-def queue_depths(queues: tuple[str, ...] = (LATENCY_QUEUE, FOOTBALL_QUEUE, MAINTENANCE_QUEUE)):
+def queue_depths(
+    queues: tuple[str, ...] = (LATENCY_QUEUE, BULK_SEND_QUEUE, FOOTBALL_QUEUE, MAINTENANCE_QUEUE),
+):
     """{queue: {priority: length}} for every non-empty priority list of each queue."""
     sep = app.conf.broker_transport_options.get("sep", ":")
     with app.connection_for_read() as connection:
