@@ -117,7 +117,6 @@ def procfile_argv(name: str, env: dict[str, str], **options: str) -> list[str]:
         argv = [PYTHON, "-m", argv[0], *argv[1:]]
     elif argv[0] in {"python", "python3"}:
         argv = [PYTHON, *argv[1:]]
-    argv = [*prefix, *argv]
     flags = {
         "concurrency": ("--concurrency", "-c"),
         "queues": ("-Q", "--queues"),
@@ -129,7 +128,7 @@ def procfile_argv(name: str, env: dict[str, str], **options: str) -> list[str]:
     for key, value in options.items():
         if value is not None:
             argv = _set_option(argv, flags[key], str(value))
-    return argv
+    return [*prefix, *argv]  # after the overrides: nice's own -n is not celery's
 
 
 class Stack:

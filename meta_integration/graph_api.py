@@ -194,8 +194,14 @@ def send_message(
     to: str,
     message: dict[str, Any],
     biz_opaque_callback_data: str = "",
+    bulk: bool = False,
 ) -> GraphResult:
-    """POST one message object (a meta_integration.messages builder's output)."""
+    """POST one message object (a meta_integration.messages builder's output).
+
+    A bulk send first takes a slot of the number's bulk budget (META_BULK_MESSAGES_PER_SECOND):
+    every send brings three status webhooks back, so an unpaced bulk run would spend the
+    machine (and the number's throughput) that replies need.
+    """
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -206,7 +212,25 @@ def send_message(
         # Meta echoes it in every status webhook of this message: how a send we made but did
         # not record (worker killed after Meta accepted) is recognised and completed.
         payload["biz_opaque_callback_data"] = biz_opaque_callback_data
+    if bulk:
+        paced = _bulk_pace(number)
+        if paced is not None:
+            return paced
     return _call(number, payload, ratelimit.phone_number_key(number.phone_number_id))
+
+
+def _bulk_pace(number: WhatsAppNumber) -> GraphResult | None:
+    """Wait for a slot of the bulk budget; a result (retry later) when there is none soon."""
+    try:
+        granted, wait = ratelimit.acquire(
+            ratelimit.phone_number_key(number.phone_number_id, "bulk"),
+            rate=float(conf.get("META_BULK_MESSAGES_PER_SECOND")),
+            max_wait=float(conf.get("META_RATE_LIMIT_MAX_WAIT_SECONDS")),
+        )
+    except RedisError:
+        logger.warning("rate limiter unavailable (Redis); bulk send deferred")
+        return GraphResult(rate_limited(1.0))
+    return None if granted else GraphResult(rate_limited(wait))
 
 
 def mark_as_read(number: WhatsAppNumber, wamid: str) -> GraphResult:

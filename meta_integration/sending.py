@@ -28,6 +28,7 @@ from django.utils import timezone
 from meta_integration import conf, graph_api, ordering, selectors, templates
 from meta_integration.errors import GraphOutcome, retry_delay
 from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus, WhatsAppNumber
+from whatsappcrm_backend.celery import Priority
 from whatsappcrm_backend.instrumentation import instrumented
 
 logger = logging.getLogger(__name__)
@@ -214,7 +215,11 @@ def outbound_send(*, outbound_id: int) -> SendResult:
         return SendResult("failed", row.pk, details="no active WhatsApp number")
 
     result = graph_api.send_message(
-        number, row.contact.wa_id, row.payload, biz_opaque_callback_data=row.idempotency_key
+        number,
+        row.contact.wa_id,
+        row.payload,
+        biz_opaque_callback_data=row.idempotency_key,
+        bulk=row.priority >= Priority.BULK,
     )
     outcome = result.outcome
     if outcome.ok:

@@ -164,6 +164,10 @@ META_DISPLAY_PHONE_NUMBER = env_str("META_DISPLAY_PHONE_NUMBER", "15550783881")
 META_WEBHOOK_MAX_BYTES = env_int("META_WEBHOOK_MAX_BYTES", 1024 * 1024)
 META_HTTP_TIMEOUT = env_float("META_HTTP_TIMEOUT", 10.0)
 META_MESSAGES_PER_SECOND = env_int("META_MESSAGES_PER_SECOND", 80)
+# BULK sends (notifications, campaigns) per second and number: each brings three status
+# webhooks back, so this sizes how much of the machine bulk work may take from replies
+# (docs/scaling.md). 20 keeps a 2-core machine's replies unaffected; raise it with the machine.
+META_BULK_MESSAGES_PER_SECOND = env_float("META_BULK_MESSAGES_PER_SECOND", 20.0)
 META_WEBHOOK_EVENT_RETENTION_DAYS = env_int("META_WEBHOOK_EVENT_RETENTION_DAYS", 7)
 META_SANDBOX_HOST = env_str("META_SANDBOX_HOST", "127.0.0.1")
 META_SANDBOX_PORT = env_int("META_SANDBOX_PORT", 8100)

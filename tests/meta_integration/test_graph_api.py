@@ -220,3 +220,21 @@ def test_read_receipts_never_take_a_messages_slot(sandbox, num, settings):
     assert graph_api.send_message(num, "1", text_message("x")).outcome.ok
     assert not graph_api.mark_as_read(num, "wamid.B").outcome.attempted  # receipts: own bucket
     assert not graph_api.send_message(num, "1", text_message("y")).outcome.attempted
+
+
+def test_bulk_sends_are_paced_by_their_own_budget_and_replies_are_not(
+    sandbox, num, settings, redis_conn
+):
+    """Each send brings three status webhooks back: bulk work takes at most its budget of the
+    number's throughput, and a reply never waits for that budget."""
+    settings.META_BULK_MESSAGES_PER_SECOND = 0.5  # one slot per 2 s
+    settings.META_RATE_LIMIT_MAX_WAIT_SECONDS = 0.2
+    assert graph_api.send_message(num, "1", text_message("bulk 1"), bulk=True).outcome.ok
+    paced = graph_api.send_message(num, "1", text_message("bulk 2"), bulk=True).outcome
+    assert paced.retryable and not paced.attempted  # nothing was sent: retry when told
+    assert paced.min_delay > 1.0
+    assert graph_api.send_message(num, "1", text_message("a reply")).outcome.ok
+    assert [m["payload"]["text"]["body"] for m in sandbox.app.sent_messages()] == [
+        "bulk 1",
+        "a reply",
+    ]

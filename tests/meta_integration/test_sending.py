@@ -179,7 +179,7 @@ def test_an_echo_that_completes_the_row_mid_call_wins(contact, monkeypatch):
     """A read timeout after Meta accepted; the status echo completed the row meanwhile."""
     row = queue(contact)
 
-    def send_message(number, to, message, biz_opaque_callback_data=""):
+    def send_message(number, to, message, biz_opaque_callback_data="", bulk=False):
         OutboundMessage.objects.filter(pk=row.pk).update(
             status=OutboundStatus.DELIVERED, wamid="wamid.E"
         )
@@ -194,7 +194,7 @@ def test_an_echo_that_completes_the_row_mid_call_wins(contact, monkeypatch):
 def test_a_late_success_does_not_overwrite_a_completed_row(contact, monkeypatch):
     row = queue(contact)
 
-    def send_message(number, to, message, biz_opaque_callback_data=""):
+    def send_message(number, to, message, biz_opaque_callback_data="", bulk=False):
         OutboundMessage.objects.filter(pk=row.pk).update(
             status=OutboundStatus.READ, wamid="wamid.E"
         )
