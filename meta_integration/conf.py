@@ -14,6 +14,10 @@ DEFAULTS: dict[str, Any] = {
     # visibility timeout) are re-sent by the sweeper past the grace, while still this recent:
     # a receipt much later than the message is of no use to the customer.
     "META_RECEIPT_SWEEP_MAX_AGE_SECONDS": 15 * 60,
+    # Stored webhook events and unanswered inbound messages are re-published past this grace
+    # (the sweep runs every 30 s): with Redis back after an outage, every message stranded by
+    # a failed publish is answered within about 40 s.
+    "META_SWEEP_INBOUND_GRACE_SECONDS": 10,
 }
 
 

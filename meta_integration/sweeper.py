@@ -32,6 +32,9 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """One sweep. Returns counts of what it re-enqueued (and how many publishes failed)."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=int(settings.META_SWEEP_GRACE_SECONDS))
+    # Inbound work (events, flows) has a shorter grace: a customer is waiting, and its tasks
+    # are idempotent, so publishing one whose task is merely slow costs a no-op task.
+    inbound_cutoff = now - timedelta(seconds=int(conf.get("META_SWEEP_INBOUND_GRACE_SECONDS")))
     oldest = now - timedelta(seconds=int(conf.get("META_SWEEP_MAX_AGE_SECONDS")))
     limit = int(conf.get("META_SWEEP_BATCH_SIZE"))
     report = {
@@ -52,7 +55,7 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
     # Webhook events stored and answered but never ingested (task lost, or Redis was down).
     event_ids = list(
         WebhookEvent.objects.filter(
-            processed_at__isnull=True, received_at__lt=cutoff, received_at__gte=oldest
+            processed_at__isnull=True, received_at__lt=inbound_cutoff, received_at__gte=oldest
         )
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
@@ -66,7 +69,7 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
         InboundMessage.objects.filter(
             processed_at__isnull=True,
             parked_at__isnull=True,
-            received_at__lt=cutoff,
+            received_at__lt=inbound_cutoff,
             received_at__gte=oldest,
         )
         .order_by()

@@ -131,6 +131,29 @@ def test_an_event_stored_but_never_ingested_is_re_enqueued(published):
     ]
 
 
+def test_inbound_work_has_a_shorter_grace_than_outbound_sends(contact, published, settings):
+    """A customer waits on an event or a flow: stranded ones (a publish lost while Redis was
+    down) are re-published after 10 s, so all are answered within ~40 s of Redis returning;
+    a queued send keeps the longer grace."""
+    settings.META_SWEEP_INBOUND_GRACE_SECONDS = 10
+    event = WebhookEvent.objects.create(body="{}")
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=ago(15))
+    message = inbound(contact, 15)
+    fresh = WebhookEvent.objects.create(body="{}")
+    WebhookEvent.objects.filter(pk=fresh.pk).update(received_at=ago(5))
+    outbound(contact, OutboundStatus.QUEUED, next_attempt_at=ago(15))
+
+    report = sweeper.stranded_messages_sweep()
+
+    assert (report["events"], report["flows"], report["queued"]) == (1, 1, 0)
+    assert published.of("ingest_webhook_event_task") == [
+        ([event.pk], {"priority": Priority.REPLY, "retry": False})
+    ]
+    assert published.of("process_flow_for_message_task") == [
+        ([message.contact_id], {"priority": Priority.REPLY, "retry": False})
+    ]
+
+
 def test_only_the_head_of_a_conversation_is_re_published(contact, published):
     """The rows behind an unfinished earlier one are published by its finisher, not swept."""
     head = outbound(contact, OutboundStatus.QUEUED, next_attempt_at=ago(60))
