@@ -85,7 +85,7 @@ def test_redis_down_during_the_webhook_loses_nothing(hot_path, settings):
     hot_path.start_workers()
     settle(0.5)
     assert hot_path.replies_to(wamid) == []
-    settings.META_SWEEP_GRACE_SECONDS = 0
+    settings.META_SWEEP_INBOUND_GRACE_SECONDS = 0
     from meta_integration.tasks import sweep_stranded_messages_task
 
     sweep_stranded_messages_task.apply()
