@@ -111,7 +111,7 @@ def procfile_argv(name: str, env: dict[str, str], **options: str) -> list[str]:
     (`concurrency="1"`, `queues="celery"`, `hostname="x@%h"`, `loglevel="INFO"`)."""
     argv = shlex.split(_expand(procfile_entries()[name], env))
     prefix: list[str] = []
-    if argv[0] == "nice":  # `nice -n N command ...`: keep the niceness, resolve the command
+    if argv[0] in {"nice", "chrt"}:  # `nice -n N cmd` / `chrt --idle 0 cmd`: keep, resolve cmd
         prefix, argv = argv[:3], argv[3:]
     if argv[0] in {"celery", "gunicorn"}:
         argv = [PYTHON, "-m", argv[0], *argv[1:]]

@@ -19,7 +19,13 @@ from django.utils import timezone
 from meta_integration import conf
 from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus, WebhookEvent
 from meta_integration.ordering import UNFINISHED
-from meta_integration.services import FLOW_TASK, INGEST_TASK, RECEIPT_TASK, SEND_TASK
+from meta_integration.services import (
+    FLOW_TASK,
+    INGEST_TASK,
+    RECEIPT_TASK,
+    SEND_TASK,
+    STATUS_DRAIN_TASK,
+)
 from whatsappcrm_backend.celery import Priority
 from whatsappcrm_backend.publishing import publish
 
@@ -39,6 +45,7 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
     limit = int(conf.get("META_SWEEP_BATCH_SIZE"))
     report = {
         "events": 0,
+        "status_drains": 0,
         "flows": 0,
         "receipts": 0,
         "queued": 0,
@@ -52,16 +59,23 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
         else:
             report["publish_failures"] += 1
 
-    # Webhook events stored and answered but never ingested (task lost, or Redis was down).
+    # Webhook events stored and answered but never ingested (task lost, or Redis was down):
+    # a customer's message gets its own ingest; status callbacks one drain for all of them.
+    stranded = WebhookEvent.objects.filter(
+        processed_at__isnull=True, received_at__lt=inbound_cutoff, received_at__gte=oldest
+    )
     event_ids = list(
-        WebhookEvent.objects.filter(
-            processed_at__isnull=True, received_at__lt=inbound_cutoff, received_at__gte=oldest
-        )
+        stranded.filter(carries_messages=True)
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
     for event_id in event_ids:
         send(INGEST_TASK, event_id, Priority.REPLY, "events")
+    if stranded.filter(carries_messages=False).exists():
+        if publish(STATUS_DRAIN_TASK, priority=Priority.RECEIPT):
+            report["status_drains"] += 1
+        else:
+            report["publish_failures"] += 1
 
     # Inbound messages the flow never processed (its task lost, or the broker was down). A
     # parked message (poison: its processing kept failing) waits for an operator instead.

@@ -37,16 +37,18 @@ FOOTBALL_QUEUE = "football_data"
 # slot nor wait behind replies until beat expires them: they have a queue and a worker of their
 # own.
 MAINTENANCE_QUEUE = "maintenance"
-# Bulk WhatsApp sends (settlement notifications, campaigns): priority orders what is queued,
-# not what is running, so a bulk send sharing the latency worker would hold a slot a reply
-# needs. They run on a worker of their own (niced in the Procfile), see route_bulk_sends.
+# Background channel work: bulk WhatsApp sends (settlement notifications, campaigns) and the
+# status drain (Meta's sent/delivered/read callbacks). Priority orders what is queued, not
+# what is running, so on the latency worker they would hold slots replies need, and their
+# CPU would slow every reply. They run on a worker of their own at idle CPU priority (the
+# Procfile), see route_bulk_sends.
 BULK_SEND_QUEUE = "bulk"
 
 TASK_ROUTES: dict[str, dict[str, object]] = {
     # meta_integration: the WhatsApp channel
     "send_whatsapp_message_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
     "ingest_webhook_event_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
-    "drain_status_events_task": {"queue": LATENCY_QUEUE, "priority": Priority.RECEIPT},
+    "drain_status_events_task": {"queue": BULK_SEND_QUEUE, "priority": Priority.RECEIPT},
     "send_read_receipt_task": {"queue": LATENCY_QUEUE, "priority": Priority.RECEIPT},
     "sweep_stranded_messages_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
     "purge_webhook_events_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
@@ -112,6 +114,29 @@ def route_bulk_sends(name: str, args: object, kwargs: object, options: dict, **_
     return None
 
 
+# The football tasks that call API-Football start no faster than the plan allows: the shared
+# limiter would make them wait anyway, and a worker racing through a backlog only takes CPU
+# (and caches) from the chat path on the same machine. Per worker; the limiter stays the
+# authority across workers.
+API_FOOTBALL_TASKS = (
+    "fetch_and_update_leagues_task",
+    "fetch_events_for_league_task",
+    "fetch_odds_for_single_event_task",
+    "fetch_scores_for_league_task",
+)
+
+
+class ApiFootballPace:
+    """Celery task annotation, read when a task is bound (after Django's settings load)."""
+
+    def annotate(self, task: object) -> dict[str, str] | None:
+        if getattr(task, "name", None) not in API_FOOTBALL_TASKS:
+            return None
+        from django.conf import settings
+
+        return {"rate_limit": f"{int(settings.APIFOOTBALL_REQUESTS_PER_MINUTE)}/m"}
+
+
 # The longest countdown any task may use (retry backoff is capped below this). Redis
 # redelivers an unacked message after the visibility timeout, so it must be longer.
 MAX_COUNTDOWN_SECONDS = 600
@@ -146,6 +171,7 @@ app.conf.update(
     # applies a registered task's own options over the route table, so a default would
     # override every route's priority. Unrouted messages are served as 0 by Redis anyway.
     task_routes=(route_bulk_sends, TASK_ROUTES),
+    task_annotations=[ApiFootballPace()],
     broker_transport_options=_transport_options,
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
     broker_connection_retry_on_startup=True,

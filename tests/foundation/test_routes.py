@@ -58,3 +58,15 @@ def test_a_published_send_lands_on_the_queue_its_priority_picks(priority, queue_
     assert broker_conn.llen(queue_list) == 1
     other = "celery" if queue_list != "celery" else "bulk:9"
     assert broker_conn.llen(other) == 0
+
+
+def test_api_football_tasks_start_no_faster_than_the_plan_and_the_rest_are_unpaced(settings):
+    """A football backlog racing through no-op work takes CPU from the chat path; the tasks
+    that call API-Football could not go faster than the plan anyway."""
+    from whatsappcrm_backend.celery import API_FOOTBALL_TASKS
+
+    rate = f"{settings.APIFOOTBALL_REQUESTS_PER_MINUTE}/m"
+    for name in API_FOOTBALL_TASKS:
+        assert app.tasks[name].rate_limit == rate
+    for name in ("settle_fixture_pipeline_task", "send_whatsapp_message_task", "noop_task"):
+        assert app.tasks[name].rate_limit is None

@@ -79,6 +79,7 @@ def test_a_row_stuck_in_sending_is_requeued_flagged_and_republished(contact, pub
 def test_nothing_to_do_is_a_quiet_sweep(published):
     assert sweeper.stranded_messages_sweep() == {
         "events": 0,
+        "status_drains": 0,
         "flows": 0,
         "receipts": 0,
         "queued": 0,
@@ -128,6 +129,18 @@ def test_an_event_stored_but_never_ingested_is_re_enqueued(published):
     assert sweeper.stranded_messages_sweep()["events"] == 1
     assert published.of("ingest_webhook_event_task") == [
         ([stuck.pk], {"priority": Priority.REPLY, "retry": False})
+    ]
+
+
+def test_stranded_status_callbacks_get_one_drain_not_an_ingest_each(published):
+    for _ in range(3):
+        event = WebhookEvent.objects.create(body="{}", carries_messages=False)
+        WebhookEvent.objects.filter(pk=event.pk).update(received_at=ago(60))
+    report = sweeper.stranded_messages_sweep()
+    assert (report["events"], report["status_drains"]) == (0, 1)
+    assert published.names() == ["drain_status_events_task"]
+    assert published.of("drain_status_events_task") == [
+        ([], {"priority": Priority.RECEIPT, "retry": False})
     ]
 
 
