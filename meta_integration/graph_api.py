@@ -220,11 +220,22 @@ def send_message(
 
 
 def _bulk_pace(number: WhatsAppNumber) -> GraphResult | None:
-    """Wait for a slot of the bulk budget; a result (retry later) when there is none soon."""
+    """Wait for a slot of the bulk budget; a result (retry later) when there is none soon.
+
+    While customers are chatting (a message arrived in the last 2 s) the budget drops to
+    META_BULK_MESSAGES_PER_SECOND_DURING_CHAT: bulk work yields the machine to replies and
+    takes its full pace back when the chat is quiet.
+    """
     try:
+        during_chat = ratelimit.chat_active()
+        rate = conf.get(
+            "META_BULK_MESSAGES_PER_SECOND_DURING_CHAT"
+            if during_chat
+            else "META_BULK_MESSAGES_PER_SECOND"
+        )
         granted, wait = ratelimit.acquire(
             ratelimit.phone_number_key(number.phone_number_id, "bulk"),
-            rate=float(conf.get("META_BULK_MESSAGES_PER_SECOND")),
+            rate=float(rate),
             max_wait=float(conf.get("META_RATE_LIMIT_MAX_WAIT_SECONDS")),
         )
     except RedisError:

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, DateTimeField, IntegerField, Q, Value, When
 from django.utils import timezone
 
-from meta_integration import parsing, selectors, templates
+from meta_integration import parsing, ratelimit, selectors, templates
 from meta_integration.models import (
     Contact,
     ConversationWindow,
@@ -107,6 +107,16 @@ def webhook_event_dispatch(*, event_id: int, priority: int = Priority.REPLY) -> 
         _status_drain_request(event_id=event_id)
     elif not publish(INGEST_TASK, event_id, priority=priority):
         webhook_event_ingest(event_id=event_id)
+    else:
+        _chat_activity_mark()
+
+
+def _chat_activity_mark() -> None:
+    """Tell bulk sends a customer is waiting (meta_integration.ratelimit): they slow down."""
+    try:
+        ratelimit.chat_activity_mark()
+    except Exception:  # a hint only; Redis answered the publish a moment ago
+        logger.debug("chat activity mark failed", exc_info=True)
 
 
 def _status_drain_request(*, event_id: int) -> None:

@@ -61,3 +61,18 @@ def acquire(key: str, *, rate: float, max_wait: float) -> tuple[bool, float]:
 
 def phone_number_key(phone_number_id: str, kind: str = "messages") -> str:
     return f"wcrm:ratelimit:meta:{phone_number_id}:{kind}"
+
+
+# --- bulk work yields to the chat ----------------------------------------------------------------
+
+CHAT_ACTIVE_KEY = "wcrm:chat-active"
+CHAT_ACTIVE_MS = 2000
+
+
+def chat_activity_mark() -> None:
+    """A customer's message arrived: bulk sends slow down for the next CHAT_ACTIVE_MS."""
+    get_redis_connection("default").set(CHAT_ACTIVE_KEY, 1, px=CHAT_ACTIVE_MS)
+
+
+def chat_active() -> bool:
+    return bool(get_redis_connection("default").exists(CHAT_ACTIVE_KEY))

@@ -166,8 +166,12 @@ META_HTTP_TIMEOUT = env_float("META_HTTP_TIMEOUT", 10.0)
 META_MESSAGES_PER_SECOND = env_int("META_MESSAGES_PER_SECOND", 80)
 # BULK sends (notifications, campaigns) per second and number: each brings three status
 # webhooks back, so this sizes how much of the machine bulk work may take from replies
-# (docs/scaling.md). 20 keeps a 2-core machine's replies unaffected; raise it with the machine.
+# (docs/scaling.md). While customers are chatting (a message in the last 2 s) the lower
+# budget applies, so bulk work yields the machine to replies.
 META_BULK_MESSAGES_PER_SECOND = env_float("META_BULK_MESSAGES_PER_SECOND", 20.0)
+META_BULK_MESSAGES_PER_SECOND_DURING_CHAT = env_float(
+    "META_BULK_MESSAGES_PER_SECOND_DURING_CHAT", 1.0
+)
 META_WEBHOOK_EVENT_RETENTION_DAYS = env_int("META_WEBHOOK_EVENT_RETENTION_DAYS", 7)
 META_SANDBOX_HOST = env_str("META_SANDBOX_HOST", "127.0.0.1")
 META_SANDBOX_PORT = env_int("META_SANDBOX_PORT", 8100)

@@ -238,3 +238,25 @@ def test_bulk_sends_are_paced_by_their_own_budget_and_replies_are_not(
         "bulk 1",
         "a reply",
     ]
+
+
+def test_bulk_sends_yield_to_a_chat_in_progress(sandbox, num, settings, redis_conn):
+    from meta_integration import ratelimit
+
+    settings.META_BULK_MESSAGES_PER_SECOND = 100.0
+    settings.META_BULK_MESSAGES_PER_SECOND_DURING_CHAT = 0.5
+    settings.META_RATE_LIMIT_MAX_WAIT_SECONDS = 0.2
+    assert graph_api.send_message(num, "1", text_message("quiet 1"), bulk=True).outcome.ok
+    assert graph_api.send_message(num, "1", text_message("quiet 2"), bulk=True).outcome.ok
+
+    ratelimit.chat_activity_mark()  # a customer wrote: bulk drops to one per 2 s
+    assert graph_api.send_message(num, "1", text_message("chat 1"), bulk=True).outcome.ok
+    paced = graph_api.send_message(num, "1", text_message("chat 2"), bulk=True).outcome
+    assert paced.retryable and not paced.attempted
+    assert graph_api.send_message(num, "1", text_message("a reply")).outcome.ok
+
+    redis_conn.delete(ratelimit.CHAT_ACTIVE_KEY)  # the chat went quiet (2 s later)
+    redis_conn.delete(ratelimit.phone_number_key(num.phone_number_id, "bulk"))
+    assert graph_api.send_message(num, "1", text_message("quiet 3"), bulk=True).outcome.ok
+    bodies = [m["payload"]["text"]["body"] for m in sandbox.app.sent_messages()]
+    assert bodies == ["quiet 1", "quiet 2", "chat 1", "a reply", "quiet 3"]

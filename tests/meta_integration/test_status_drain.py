@@ -209,3 +209,23 @@ def test_the_view_marks_what_each_event_carries(number, published):
         True,
     ]
     connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_message_marks_the_chat_active_and_a_status_does_not(
+    number, published, redis_conn
+):
+    from meta_integration import ratelimit
+
+    post_status(status_body(new_wamid(), "sent"))
+    assert not ratelimit.chat_active()
+    raw = encode(with_new_wamids(load_fixture("message__text")))
+    Client().post(
+        WEBHOOK_URL,
+        data=raw,
+        content_type="application/json",
+        headers={HEADER: sign(raw, "sandbox-app-secret")},
+    )
+    assert ratelimit.chat_active()
+    assert 0 < redis_conn.pttl(ratelimit.CHAT_ACTIVE_KEY) <= ratelimit.CHAT_ACTIVE_MS
+    connection.close()
