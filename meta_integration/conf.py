@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     # (the sweep runs every 30 s): with Redis back after an outage, every message stranded by
     # a failed publish is answered within about 40 s.
     "META_SWEEP_INBOUND_GRACE_SECONDS": 10,
+    # How long a bulk send may sleep for its slot of the bulk budget before it is retried
+    # later instead (below the send task's soft time limit).
+    "META_BULK_MAX_WAIT_SECONDS": 5.0,
 }
 
 

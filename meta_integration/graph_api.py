@@ -233,10 +233,13 @@ def _bulk_pace(number: WhatsAppNumber) -> GraphResult | None:
             if during_chat
             else "META_BULK_MESSAGES_PER_SECOND"
         )
+        # A bulk send sleeps for its slot (the bulk worker has nothing better to do) rather
+        # than failing fast: a refused send's retry is a write and a publish, and thousands
+        # of them spinning would cost the machine more than the sends.
         granted, wait = ratelimit.acquire(
             ratelimit.phone_number_key(number.phone_number_id, "bulk"),
             rate=float(rate),
-            max_wait=float(conf.get("META_RATE_LIMIT_MAX_WAIT_SECONDS")),
+            max_wait=float(conf.get("META_BULK_MAX_WAIT_SECONDS")),
         )
     except RedisError:
         logger.warning("rate limiter unavailable (Redis); bulk send deferred")

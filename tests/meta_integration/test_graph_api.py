@@ -228,7 +228,7 @@ def test_bulk_sends_are_paced_by_their_own_budget_and_replies_are_not(
     """Each send brings three status webhooks back: bulk work takes at most its budget of the
     number's throughput, and a reply never waits for that budget."""
     settings.META_BULK_MESSAGES_PER_SECOND = 0.5  # one slot per 2 s
-    settings.META_RATE_LIMIT_MAX_WAIT_SECONDS = 0.2
+    settings.META_BULK_MAX_WAIT_SECONDS = 0.2
     assert graph_api.send_message(num, "1", text_message("bulk 1"), bulk=True).outcome.ok
     paced = graph_api.send_message(num, "1", text_message("bulk 2"), bulk=True).outcome
     assert paced.retryable and not paced.attempted  # nothing was sent: retry when told
@@ -245,7 +245,7 @@ def test_bulk_sends_yield_to_a_chat_in_progress(sandbox, num, settings, redis_co
 
     settings.META_BULK_MESSAGES_PER_SECOND = 100.0
     settings.META_BULK_MESSAGES_PER_SECOND_DURING_CHAT = 0.5
-    settings.META_RATE_LIMIT_MAX_WAIT_SECONDS = 0.2
+    settings.META_BULK_MAX_WAIT_SECONDS = 0.2
     assert graph_api.send_message(num, "1", text_message("quiet 1"), bulk=True).outcome.ok
     assert graph_api.send_message(num, "1", text_message("quiet 2"), bulk=True).outcome.ok
 
@@ -260,3 +260,12 @@ def test_bulk_sends_yield_to_a_chat_in_progress(sandbox, num, settings, redis_co
     assert graph_api.send_message(num, "1", text_message("quiet 3"), bulk=True).outcome.ok
     bodies = [m["payload"]["text"]["body"] for m in sandbox.app.sent_messages()]
     assert bodies == ["quiet 1", "quiet 2", "chat 1", "a reply", "quiet 3"]
+
+
+def test_a_bulk_send_sleeps_for_a_near_slot_instead_of_retrying(sandbox, num, settings):
+    settings.META_BULK_MESSAGES_PER_SECOND = 4.0  # slots 250 ms apart
+    settings.META_BULK_MAX_WAIT_SECONDS = 1.0
+    started = time.monotonic()
+    for index in range(3):
+        assert graph_api.send_message(num, "1", text_message(f"b{index}"), bulk=True).outcome.ok
+    assert 0.45 <= time.monotonic() - started < 1.5  # waited for two slots, sent all three
