@@ -29,10 +29,12 @@ def db_label(args: argparse.Namespace) -> str:
 
 @contextmanager
 def hot_path_stack(args: argparse.Namespace, beat: bool = False, maintenance: bool = False):
-    """Web (Procfile gunicorn), one latency worker (Procfile), the sandbox; Django set up here."""
+    """Web (Procfile gunicorn), one latency worker and the background worker (status drains,
+    bulk sends) as the Procfile runs them, the sandbox; Django set up here."""
     with running_stack(postgres=args.postgres) as stack:
         stack.start(beat=beat, maintenance=maintenance)
         stack.start_worker("chat", "celery", concurrency=args.concurrency)
+        stack.start_worker("bulk", "bulk", procfile_name="worker_bulk")
         sandbox = Sandbox(stack.sandbox_url)
         # Meta's pair limit (one user, ~1 per 6 s) is not what these measure: simulated
         # customers write far faster than people do. The per-number 80/s limit stays.

@@ -45,7 +45,6 @@ def main() -> None:
     notes: list[str] = []
     with common.hot_path_stack(args) as (stack, webhook, sandbox):
         stack.start_worker("football", "football_data", procfile_name="worker_football")
-        stack.start_worker("bulk", "bulk", procfile_name="worker_bulk")
         chat(webhook=webhook, sandbox=sandbox, users=10, rate=10, messages=20, seed=1)  # warm-up
         for phase in phases:
             if phase == "with backlog":

@@ -14,13 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from meta_integration import ingest, sending, sweeper
-from whatsappcrm_backend.celery import (
-    BULK_SEND_QUEUE,
-    LATENCY_QUEUE,
-    MAINTENANCE_QUEUE,
-    Priority,
-    send_queue,
-)
+from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE, Priority, send_queue
 from whatsappcrm_backend.locks import single_run
 
 logger = logging.getLogger(__name__)
@@ -77,7 +71,7 @@ def ingest_webhook_event_task(self, event_id: int) -> dict[str, Any]:
 
 @shared_task(
     name="drain_status_events_task",
-    queue=BULK_SEND_QUEUE,  # background work: no reply waits on a status
+    queue=LATENCY_QUEUE,  # at RECEIPT priority: behind every reply
     bind=True,
     max_retries=5,  # then the next status POST queues another drain, or the sweeper
     soft_time_limit=20,

@@ -37,18 +37,19 @@ FOOTBALL_QUEUE = "football_data"
 # slot nor wait behind replies until beat expires them: they have a queue and a worker of their
 # own.
 MAINTENANCE_QUEUE = "maintenance"
-# Background channel work: bulk WhatsApp sends (settlement notifications, campaigns) and the
-# status drain (Meta's sent/delivered/read callbacks). Priority orders what is queued, not
-# what is running, so on the latency worker they would hold slots replies need, and their
-# CPU would slow every reply. They run on a worker of their own at idle CPU priority (the
-# Procfile), see route_bulk_sends.
+# Bulk WhatsApp sends (settlement notifications, campaigns): priority orders what is queued,
+# not what is running, so on the latency worker a bulk send would hold a slot a reply needs.
+# They run on a worker of their own (niced in the Procfile), see route_bulk_sends. (The
+# status drain stays on the latency worker: it writes, and a low-priority process holding
+# SQLite's write lock while starved of CPU stalls every reply: measured, 35 msg/s p50 75 ms
+# -> 607 ms.)
 BULK_SEND_QUEUE = "bulk"
 
 TASK_ROUTES: dict[str, dict[str, object]] = {
     # meta_integration: the WhatsApp channel
     "send_whatsapp_message_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
     "ingest_webhook_event_task": {"queue": LATENCY_QUEUE, "priority": Priority.REPLY},
-    "drain_status_events_task": {"queue": BULK_SEND_QUEUE, "priority": Priority.RECEIPT},
+    "drain_status_events_task": {"queue": LATENCY_QUEUE, "priority": Priority.RECEIPT},
     "send_read_receipt_task": {"queue": LATENCY_QUEUE, "priority": Priority.RECEIPT},
     "sweep_stranded_messages_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},
     "purge_webhook_events_task": {"queue": MAINTENANCE_QUEUE, "priority": Priority.MAINTENANCE},

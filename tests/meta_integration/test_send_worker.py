@@ -114,8 +114,7 @@ def test_killed_after_meta_accepted_the_echo_completes_and_nothing_is_resent(
     try:
         graph.app.set_faults({"latency_ms": 4000})
         graph.app.pause_callbacks()
-        # `bulk` too: the status drain that applies Meta's echo runs on the background queue.
-        worker = celery_worker_factory(queues="celery,bulk", env=worker_env(graph))
+        worker = celery_worker_factory(env=worker_env(graph))
         row = queue(make_contact(), "wamid.IN:0")
         wait_or_log(worker, lambda: graph.with_key("wamid.IN:0"))
         kill_pool_child(worker)
