@@ -120,15 +120,22 @@ def test_a_status_the_bulk_path_cannot_apply_falls_back_to_one_event_at_a_time(
     assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
 
 
-def post_status(body: str):
-    raw = body.encode()
-    response = Client().post(
+def post_signed(raw: bytes):
+    """POST through the real view; the test client calls close(): the after-response dispatch."""
+    return Client().post(
         WEBHOOK_URL,
         data=raw,
         content_type="application/json",
         headers={HEADER: sign(raw, "sandbox-app-secret")},
     )
-    return response  # the test client has called close(): the after-response dispatch
+
+
+def post_status(body: str):
+    return post_signed(body.encode())
+
+
+def post_message():
+    return post_signed(encode(with_new_wamids(load_fixture("message__text"))))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -146,13 +153,7 @@ def test_status_posts_queue_one_drain_until_it_runs(contact, published):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_message_post_still_gets_its_own_ingest_at_reply_priority(number, published):
-    raw = encode(with_new_wamids(load_fixture("message__text")))
-    response = Client().post(
-        WEBHOOK_URL,
-        data=raw,
-        content_type="application/json",
-        headers={HEADER: sign(raw, "sandbox-app-secret")},
-    )
+    response = post_message()
     assert response.status_code == 200
     event = WebhookEvent.objects.get()
     assert published.calls == [(INGEST, [event.pk], {"priority": 0, "retry": False})]
@@ -197,13 +198,7 @@ def test_a_message_ingest_leaves_earlier_status_events_to_the_drain(contact, num
 @pytest.mark.django_db(transaction=True)
 def test_the_view_marks_what_each_event_carries(number, published):
     post_status(status_body(new_wamid(), "read"))
-    raw = encode(with_new_wamids(load_fixture("message__text")))
-    Client().post(
-        WEBHOOK_URL,
-        data=raw,
-        content_type="application/json",
-        headers={HEADER: sign(raw, "sandbox-app-secret")},
-    )
+    post_message()
     assert list(WebhookEvent.objects.order_by("pk").values_list("carries_messages", flat=True)) == [
         False,
         True,
@@ -219,13 +214,7 @@ def test_a_customer_message_marks_the_chat_active_and_a_status_does_not(
 
     post_status(status_body(new_wamid(), "sent"))
     assert not ratelimit.chat_active()
-    raw = encode(with_new_wamids(load_fixture("message__text")))
-    Client().post(
-        WEBHOOK_URL,
-        data=raw,
-        content_type="application/json",
-        headers={HEADER: sign(raw, "sandbox-app-secret")},
-    )
+    post_message()
     assert ratelimit.chat_active()
     assert 0 < redis_conn.pttl(ratelimit.CHAT_ACTIVE_KEY) <= ratelimit.CHAT_ACTIVE_MS
     connection.close()
