@@ -10,8 +10,10 @@ from celery.exceptions import MaxRetriesExceededError
 from django.db import OperationalError
 
 from flows import services
-from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE
+from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE, Priority
+from whatsappcrm_backend.handoff import follow_ups_here, runs_here
 from whatsappcrm_backend.locks import single_run
+from whatsappcrm_backend.publishing import publish
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ logger = logging.getLogger(__name__)
     time_limit=30,
 )
 def process_flow_for_message_task(self: Any, contact_id: int) -> dict[str, int]:
-    result = services.contact_messages_process(contact_id=contact_id)
+    with follow_ups_here():  # the replies it queues are sent by this worker, next
+        result = services.contact_messages_process(contact_id=contact_id)
     if result.get("failed"):
         # A message failed and was counted (it is parked after FLOWS_MAX_PROCESSING_ATTEMPTS):
         # try again soon rather than wait for the sweeper, so the contact is not held up long.
@@ -40,6 +43,17 @@ def process_flow_for_message_task(self: Any, contact_id: int) -> dict[str, int]:
         except MaxRetriesExceededError:
             logger.warning("contact %s: retries exhausted; the sweeper takes over", contact_id)
     return result
+
+
+@runs_here("process_flow_for_message_task")
+def process_flow_here(contact_id: int) -> None:
+    """The flow task's work in the worker that ingested the message (whatsappcrm_backend.handoff).
+
+    A lock wait or a conflict raises, and the handoff publishes the task, whose policy retries.
+    """
+    result = services.contact_messages_process(contact_id=contact_id)
+    if result.get("failed"):
+        publish(process_flow_for_message_task, contact_id, priority=Priority.REPLY, countdown=1)
 
 
 @shared_task(

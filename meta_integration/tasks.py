@@ -15,7 +15,9 @@ from django.db import OperationalError
 
 from meta_integration import ingest, sending, sweeper
 from whatsappcrm_backend.celery import LATENCY_QUEUE, MAINTENANCE_QUEUE, Priority, send_queue
+from whatsappcrm_backend.handoff import follow_ups_here, runs_here
 from whatsappcrm_backend.locks import single_run
+from whatsappcrm_backend.publishing import publish
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,8 @@ logger = logging.getLogger(__name__)
 )
 def send_whatsapp_message_task(self, outbound_id: int) -> dict[str, Any]:
     try:
-        result = sending.outbound_send(outbound_id=outbound_id)
+        with follow_ups_here():  # the next send of its conversation, when this one frees it
+            result = sending.outbound_send(outbound_id=outbound_id)
     except SoftTimeLimitExceeded:
         # The request may have reached Meta: leave the row `sending` for the status echo or,
         # after the grace period, the sweeper. Never resend blindly from here.
@@ -51,6 +54,20 @@ def send_whatsapp_message_task(self, outbound_id: int) -> dict[str, Any]:
     return result.as_dict()
 
 
+@runs_here("send_whatsapp_message_task")
+def send_here(outbound_id: int) -> None:
+    """A reply's send in the worker that made the reply (whatsappcrm_backend.handoff)."""
+    result = sending.outbound_send(outbound_id=outbound_id)
+    if result.retry_in is not None:
+        publish(
+            send_whatsapp_message_task,
+            outbound_id,
+            countdown=result.retry_in,
+            priority=result.priority,
+            queue=send_queue(result.priority),
+        )
+
+
 @shared_task(
     name="ingest_webhook_event_task",
     queue=LATENCY_QUEUE,
@@ -62,7 +79,10 @@ def send_whatsapp_message_task(self, outbound_id: int) -> dict[str, Any]:
 )
 def ingest_webhook_event_task(self, event_id: int) -> dict[str, Any]:
     try:
-        result = ingest.webhook_event_ingest(event_id=event_id)
+        # The flow of each contact with a new message, and its replies, run next in this
+        # worker instead of as tasks of their own (whatsappcrm_backend.handoff).
+        with follow_ups_here():
+            result = ingest.webhook_event_ingest(event_id=event_id)
     except OperationalError as exc:
         # A locked or unreachable database: the event row is safe; come back shortly.
         raise self.retry(exc=exc, countdown=0.2 * (2**self.request.retries)) from exc

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Task
 from django.db import transaction
 
+from whatsappcrm_backend import handoff
 from whatsappcrm_backend.celery import app
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 def publish(task: Task | str, *args: Any, **options: Any) -> bool:
     """Publish now. Returns False (and logs) when the broker refuses; never raises."""
     name = task if isinstance(task, str) else task.name
+    if handoff.keep_here(name, args, options):
+        return True  # this worker runs it next (whatsappcrm_backend.handoff)
     try:
         # retry=False: a webhook must answer in milliseconds even when Redis is down.
         app.send_task(name, args=list(args), retry=False, **options)

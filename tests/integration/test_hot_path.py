@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 
@@ -120,3 +121,31 @@ def broker_unreachable():
     finally:
         app.conf.broker_url, app.conf.broker_write_url = saved
         app._pool = app.amqp._producer_pool = None
+
+
+def test_the_ingesting_worker_runs_the_flow_and_sends_the_reply_itself(hot_path):
+    # Three tasks' work, one broker hop (whatsappcrm_backend.handoff): the console still
+    # counts the flow and the send, as runs with no queue wait.
+    from django_redis import get_redis_connection
+
+    cache_conn = get_redis_connection("default")
+    cache_conn.delete(*cache_conn.keys("ops:tid:*") or ["-"])
+    hot_path.start_workers()
+    wamid = new_wamid()
+    assert hot_path.post(inbound_event("15550001009", "hi", wamid=wamid)).status_code == 200
+    hot_path.wait_reply(wamid)
+
+    def timings() -> dict[str, list[dict]]:
+        found: dict[str, list[dict]] = {}
+        for key in cache_conn.keys("ops:tid:*"):
+            timing = json.loads(cache_conn.get(key))
+            found.setdefault(timing["task"], []).append({"key": key.decode(), **timing})
+        return found
+
+    wait_for(lambda: "send_whatsapp_message_task" in timings())
+    runs = timings()
+    assert len(runs["ingest_webhook_event_task"]) == 1
+    for name in ("process_flow_for_message_task", "send_whatsapp_message_task"):
+        assert runs[name], f"{name} did not run"
+        assert all(run["key"].startswith("ops:tid:here-") for run in runs[name])
+        assert all(run["wait_ms"] == 0.0 for run in runs[name])
