@@ -64,7 +64,7 @@ def redis_conn():
 def test_database_url() -> str:
     """The URL of the database the test run is using (test name, not the configured one)."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""

@@ -98,6 +98,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, workers and beat share one file: WAL lets readers run beside a writer, IMMEDIATE
     # takes the write lock at BEGIN so two writers queue instead of failing mid-transaction.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django's backend, with lock waits that end within a millisecond of the lock's release.
+    DATABASES["default"]["ENGINE"] = "whatsappcrm_backend.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
