@@ -1,0 +1,83 @@
+"""A latency worker outlives a Redis restart with a task in flight, and consumes again after.
+
+Both Celery 5.7.0 and, with mingle on, 5.6.2 were measured to die here (bench/
+drill_redis_outage.py): 5.7.0 closes the lost connection after collecting its transport
+("Unrecoverable error: AttributeError ... 'hostname'" from restoring the unacked messages),
+and mingle's hello on reconnect reads a socket kombu no longer maps (KeyError). The pins in
+requirements.txt and the Procfile's --without-mingle --without-gossip are what this proves.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from bench.stack import free_port, redis_executable
+from tests.conftest import wait_for
+from whatsappcrm_backend.celery import app
+
+pytestmark = pytest.mark.worker
+
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+
+
+def start_redis(port: int, workdir: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [redis_executable(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    wait_for(lambda: _pings(client), timeout=10)
+    return process
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_every_procfile_worker_runs_without_mingle_and_gossip():
+    workers = [line for line in PROCFILE.read_text().splitlines() if " worker " in line]
+    assert len(workers) >= 4
+    for line in workers:
+        assert "--without-mingle" in line and "--without-gossip" in line, line
+
+
+def test_a_worker_survives_a_redis_restart_with_a_task_in_flight(celery_worker_factory, tmp_path):
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    broker_url = f"redis://127.0.0.1:{port}/1"  # REDIS_URL's number + 1, as settings derive it
+    cache = redis.Redis.from_url(redis_url)
+    try:
+        worker = celery_worker_factory(concurrency=2, env={"REDIS_URL": redis_url})
+        key = f"restart-{uuid.uuid4().hex}"
+        with app.connection_for_write(broker_url) as connection:
+            app.send_task("record_start_task", args=[key, "before", 3.0], connection=connection)
+        wait_for(lambda: cache.llen(key) == 1)  # running, unacknowledged (acks_late)
+
+        server.terminate()
+        server.wait(timeout=10)
+        time.sleep(2)
+        server = start_redis(port, tmp_path)
+
+        with app.connection_for_write(broker_url) as connection:
+            app.send_task("record_start_task", args=[key, "after", 0.0], connection=connection)
+        wait_for(
+            lambda: any(item.startswith(b"after") for item in cache.lrange(key, 0, -1)),
+            timeout=45,
+        )
+        assert worker.process.poll() is None, "the worker died:\n" + worker.log()[-3000:]
+        assert "Unrecoverable error" not in worker.log()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
