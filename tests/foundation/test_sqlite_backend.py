@@ -11,7 +11,7 @@ import time
 import pytest
 from django.db.utils import ConnectionHandler, OperationalError
 
-from whatsappcrm_backend.sqlite.base import SQLITE_WAIT_SECONDS
+from whatsappcrm_backend.sqlite.base import SQLITE_WAIT_SECONDS, run_promptly
 
 
 @pytest.fixture
@@ -92,3 +92,29 @@ def test_a_lock_held_past_the_timeout_is_an_error(lite):
         cursor.execute("INSERT INTO t (n) VALUES (3)")
     assert 0.2 <= time.monotonic() - started < 1.0
     freed["thread"].join()  # the rival commits before the fixture closes it
+
+
+def test_run_promptly_retries_only_lock_errors_until_the_wait_ends():
+    # What a new connection's init commands (PRAGMA journal_mode=WAL takes a lock) go through.
+    outcomes = [sqlite3.OperationalError("database is locked")] * 3 + ["done"]
+
+    def run() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert run_promptly(run, wait_seconds=1.0) == "done"
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        run_promptly(_raise(sqlite3.OperationalError("no such table: t")), wait_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        run_promptly(_raise(sqlite3.OperationalError("database is locked")), wait_seconds=0.05)
+    assert time.monotonic() - started >= 0.05
+
+
+def _raise(exc: Exception):
+    def run() -> None:
+        raise exc
+
+    return run

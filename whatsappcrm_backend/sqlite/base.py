@@ -29,6 +29,18 @@ def is_lock_error(exc: sqlite3.OperationalError) -> bool:
     return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
+def run_promptly(run: Any, *args: Any, wait_seconds: float) -> Any:
+    """`run(*args)`, retried every millisecond while the database is locked, up to the wait."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return run(*args)
+        except sqlite3.OperationalError as exc:
+            if not is_lock_error(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(POLL_SECONDS)
+
+
 class PromptCursorWrapper(base.SQLiteCursorWrapper):
     lock_wait_seconds: float = 30.0
 
@@ -41,14 +53,7 @@ class PromptCursorWrapper(base.SQLiteCursorWrapper):
     def _promptly(self, run: Any, *args: Any) -> Any:
         if self.connection.in_transaction:
             return run(*args)  # the transaction holds the lock since its BEGIN IMMEDIATE
-        deadline = time.monotonic() + self.lock_wait_seconds
-        while True:
-            try:
-                return run(*args)
-            except sqlite3.OperationalError as exc:
-                if not is_lock_error(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(POLL_SECONDS)
+        return run_promptly(run, *args, wait_seconds=self.lock_wait_seconds)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -57,6 +62,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.lock_wait_seconds = float(params.get("timeout", 5.0))
         params["timeout"] = SQLITE_WAIT_SECONDS
         return params
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
+        # The init commands (PRAGMA journal_mode=WAL takes a lock) wait like any statement:
+        # the web opens a connection per request, often while a worker holds the lock.
+        commands, self.init_commands = self.init_commands, []
+        try:
+            conn = super().get_new_connection(conn_params)
+        finally:
+            self.init_commands = commands
+        for command in commands:
+            if command := command.strip():
+                run_promptly(conn.execute, command, wait_seconds=self.lock_wait_seconds)
+        return conn
 
     def create_cursor(self, name: str | None = None) -> PromptCursorWrapper:
         cursor = self.connection.cursor(factory=PromptCursorWrapper)
