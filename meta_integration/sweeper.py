@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from meta_integration import conf
+from meta_integration import conf, ingest
 from meta_integration.models import InboundMessage, OutboundMessage, OutboundStatus, WebhookEvent
 from meta_integration.ordering import UNFINISHED
 from meta_integration.services import (
@@ -32,6 +32,8 @@ from whatsappcrm_backend.publishing import publish
 logger = logging.getLogger(__name__)
 
 PURGE_CHUNK = 5000
+# Rounds of the status drain (200 events each) a sweep runs before it resends `sending` rows.
+SWEEP_DRAIN_ROUNDS = 10
 
 
 def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
@@ -136,12 +138,17 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
         send(SEND_TASK, pk, priority, "queued")
 
     # Sends whose worker died between the claim and recording the answer. Meta's echo would
-    # have completed them by now if Meta had accepted them; resend, flagged.
+    # have completed them by now if Meta had accepted them; resend, flagged. Under a backlog
+    # the echo may be stored but not applied yet (the drain queues behind replies): apply the
+    # pending events first, so an accepted send is completed, not sent twice.
     sending_cutoff = now - timedelta(seconds=int(settings.META_SENDING_GRACE_SECONDS))
+    stuck_rows = OutboundMessage.objects.filter(
+        status=OutboundStatus.SENDING, sending_at__lt=sending_cutoff
+    )
+    if stuck_rows.exists():
+        report["echoes_applied"] = _pending_events_apply()
     stuck = list(
-        OutboundMessage.objects.filter(status=OutboundStatus.SENDING, sending_at__lt=sending_cutoff)
-        .order_by("sending_at")
-        .values_list("pk", "priority", "sending_at")[:limit]
+        stuck_rows.order_by("sending_at").values_list("pk", "priority", "sending_at")[:limit]
     )
     for pk, priority, sending_at in stuck:
         returned = OutboundMessage.objects.filter(
@@ -157,6 +164,17 @@ def stranded_messages_sweep(*, now: datetime | None = None) -> dict[str, int]:
     if any(report.values()):
         logger.info("sweep: %s", report)
     return report
+
+
+def _pending_events_apply(rounds: int = SWEEP_DRAIN_ROUNDS) -> int:
+    """Apply stored, unprocessed events (Meta's echoes among them) now; how many were read."""
+    applied = 0
+    for _ in range(rounds):
+        drained = ingest.status_events_drain()
+        applied += drained.events
+        if not drained.more:
+            break
+    return applied
 
 
 def webhook_events_purge(*, now: datetime | None = None) -> dict[str, int]:

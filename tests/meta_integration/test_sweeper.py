@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import pytest
@@ -204,3 +205,33 @@ def test_schedules_are_declared_for_beat():
     assert by_task["purge_webhook_events_task"]["every_seconds"] == 3600
     for entry in schedules.SCHEDULES:
         assert entry["task"] in TASK_ROUTES and entry["name"] and entry["description"]
+
+
+def test_a_sending_row_whose_echo_is_stored_but_not_applied_is_completed_not_resent(
+    contact, published, settings
+):
+    # Under a backlog the status drain waits behind replies: the echo Meta sent for an accepted
+    # send is in the database, unapplied, when the grace runs out. Resending would double it.
+    from tests.meta_integration.conftest import encode, load_fixture
+
+    settings.META_SENDING_GRACE_SECONDS = 120
+    row = outbound(contact, OutboundStatus.SENDING, sending_at=ago(200), attempts=1)
+    wamid = new_wamid()
+    event = copy.deepcopy(load_fixture("status__sent"))
+    event["entry"][0]["changes"][0]["value"]["statuses"][0].update(
+        id=wamid, status="delivered", biz_opaque_callback_data=row.idempotency_key
+    )
+    body = encode(event).decode()
+    WebhookEvent.objects.create(body=body, carries_messages=False)
+
+    report = sweeper.stranded_messages_sweep()
+
+    row.refresh_from_db()
+    assert (row.status, row.wamid, row.possible_duplicate) == (
+        OutboundStatus.DELIVERED,
+        wamid,
+        False,
+    )
+    assert report["resent"] == 0 and report["echoes_applied"] == 1
+    assert published.of(SEND) == []
+    assert not WebhookEvent.objects.filter(processed_at__isnull=True).exists()
