@@ -46,12 +46,17 @@ def send_whatsapp_message_task(self, outbound_id: int) -> dict[str, Any]:
         )
         return {"outcome": "timeout", "outbound_id": outbound_id}
     if result.retry_in is not None:
-        raise self.retry(
-            countdown=result.retry_in,
-            priority=result.priority,
-            queue=send_queue(result.priority),  # a bulk send retries on the bulk worker
-        )
+        raise self.retry(**_send_retry_options(result))
     return result.as_dict()
+
+
+def _send_retry_options(result: sending.SendResult) -> dict[str, Any]:
+    """When and where a send that must wait runs again: a bulk send retries on the bulk worker."""
+    return {
+        "countdown": result.retry_in,
+        "priority": result.priority,
+        "queue": send_queue(result.priority),
+    }
 
 
 @runs_here("send_whatsapp_message_task")
@@ -59,13 +64,7 @@ def send_here(outbound_id: int) -> None:
     """A reply's send in the worker that made the reply (whatsappcrm_backend.handoff)."""
     result = sending.outbound_send(outbound_id=outbound_id)
     if result.retry_in is not None:
-        publish(
-            send_whatsapp_message_task,
-            outbound_id,
-            countdown=result.retry_in,
-            priority=result.priority,
-            queue=send_queue(result.priority),
-        )
+        publish(send_whatsapp_message_task, outbound_id, **_send_retry_options(result))
 
 
 @shared_task(
