@@ -39,7 +39,15 @@ def main() -> None:
         rows = drills.db_counts(run.posted_at)
         header = report.header_block(stack)
     acct = run.accounting()
-    print(acct, rows, "reply", common.fmt_ms(run.latency(), digits=0))
+    print(
+        acct,
+        rows,
+        "non-200 by status",
+        run.non_200_codes,
+        dict(webhook.client_errors),
+        "reply",
+        common.fmt_ms(run.latency(), digits=0),
+    )
     ok = (
         acct["lost"] == 0
         and acct["duplicated"] == 0
@@ -57,6 +65,8 @@ def main() -> None:
             drills.accounting_table([("redelivery drill", run)]),
             "",
             f"- database: {rows} for {acct['sent']} distinct wamids",
+            f"- non-200 answers by status (0: the client's own timeout or reset): "
+            f"{run.non_200_codes or 'none'}; client errors {dict(webhook.client_errors) or 'none'}",
             f"- reply latency {common.fmt_ms(run.latency(), digits=0)}; floor p99 "
             f"{floor['p99']:.1f} ms",
             f"- verdict: **{'pass' if ok else 'FAIL'}** (every message answered once, one row "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,7 @@ class Webhook:
         self.url = url
         self.secret = settings.META_APP_SECRET
         self.http = session(pool)
+        self.client_errors: Counter[str] = Counter()  # code 0 answers, by exception
 
     def post(
         self, body: bytes, *, signed: bool = True, headers: dict[str, str] | None = None
@@ -84,8 +86,9 @@ class Webhook:
                 self.url, data=body, headers=sent_headers, timeout=30, allow_redirects=False
             )
             code = status.status_code
-        except requests.RequestException:
+        except requests.RequestException as exc:
             code = 0
+            self.client_errors[type(exc).__name__] += 1
         return code, (time.perf_counter() - started) * 1000.0
 
 
@@ -163,6 +166,11 @@ class ChatRun:
     @property
     def non_200(self) -> int:
         return sum(1 for code, _ in self.acks if code != 200)
+
+    @property
+    def non_200_codes(self) -> dict[int, int]:
+        """Each non-200 answer by status; 0 is the client's own error (a timeout, a reset)."""
+        return dict(Counter(code for code, _ in self.acks if code != 200))
 
     def accounting(self) -> dict[str, Any]:
         report = self.report
