@@ -200,6 +200,26 @@ def test_publishes_are_counted_in_memory_and_flushed_in_one_call(redis_conn, bro
     assert figures["football_data"][60]["in"] == 1
 
 
+def test_task_runs_are_buffered_and_flushed_with_the_same_figures(redis_conn):
+    metrics.buffer.flush()
+    redis_conn.flushdb()
+    for run_ms in (2.0, 40.0):
+        metrics.buffer_task(task_id=f"t{run_ms}", task="noop_task", queue="celery",
+                            wait_ms=1.0, run_ms=run_ms, state="SUCCESS")  # fmt: skip
+    metrics.buffer_task(task_id=None, task="noop_task", queue="celery", wait_ms=0.0,
+                        run_ms=5.0, state="FAILURE")  # fmt: skip
+    assert redis_conn.keys("ops:*") == []  # nothing written on the task's path
+    metrics.buffer.flush()
+    stats = metrics.task_stats(900)["noop_task"]
+    assert stats["count"] == 3 and stats["failures"] == 1
+    assert 1.0 < stats["run_p99"] <= 50.0
+    assert metrics.task_timing("t2.0")["run_ms"] == 2.0
+    assert len(redis_conn.keys("ops:tid:*")) == 2  # a run without an id keeps no timing
+    assert metrics.last_consumed("celery") is not None
+    assert all(redis_conn.ttl(key) > 0 for key in redis_conn.keys("ops:*")
+               if key != b"ops:last_out")  # fmt: skip
+
+
 def test_sparkline_series_per_minute(redis_conn):
     for i in range(3):
         metrics.record_publish("celery", now=NOW - 120 + i, conn=redis_conn)

@@ -14,11 +14,12 @@ Stable API (helper pages and the JSON/Prometheus views read only through these f
 - ``operation_stats(window_seconds) -> dict[name, {count, slow, p50, p95, p99, queries_p95...}]``
   for code wrapped in ``whatsappcrm_backend.instrumentation.instrumented``.
 
-Writers: ``record_task`` (one finished task run) costs ONE pipelined round trip (no MULTI).
-Publishes (``buffer_publish``) and instrumented operations (``record_operation``) make NO
-Redis call: they add to an in-process ``CounterBuffer`` that a daemon thread writes once a
-second in one pipelined call (call ``buffer.flush()`` to write now). ``record_publish`` writes
-one publish directly (tests, benchmarks).
+Writers: task runs (``buffer_task``, what the worker hooks call), publishes (``buffer_publish``)
+and instrumented operations (``record_operation``) make NO Redis call: they add to an
+in-process ``CounterBuffer`` that a daemon thread writes once a second in one pipelined call
+(call ``buffer.flush()`` to write now), so the figures lag by up to a second and a killed
+process loses at most its last second of them. ``record_task`` and ``record_publish`` write
+one event directly, in one pipelined round trip (tests, benchmarks).
 
 Storage, bounded by expiry (figures survive web and worker restarts because they live in Redis):
 - ``ops:tp:{t//10}``  hash per 10-second slot: ``in|{queue}`` / ``out|{queue}`` counters.
@@ -46,6 +47,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -140,20 +142,37 @@ class CounterBuffer:
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
         self._counts: dict[tuple[str, str], int] = {}
+        self._fields: dict[tuple[str, str], str] = {}  # HSET, the last value wins
+        self._strings: dict[str, tuple[str, int]] = {}  # SET with expiry
         self._lock = threading.Lock()
         self._pid: int | None = None
 
     def add(self, key: str, field: str, n: int = 1) -> None:
         with self._lock:
             self._counts[(key, field)] = self._counts.get((key, field), 0) + n
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                threading.Thread(target=self._run, name="ops-metrics-flush", daemon=True).start()
+            self._start_in_this_process()
+
+    def put_field(self, key: str, field: str, value: str) -> None:
+        with self._lock:
+            self._fields[(key, field)] = value
+            self._start_in_this_process()
+
+    def put_string(self, key: str, value: str, ttl: int) -> None:
+        with self._lock:
+            self._strings[key] = (value, ttl)
+            self._start_in_this_process()
+
+    def _start_in_this_process(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="ops-metrics-flush", daemon=True).start()
 
     def flush(self, conn: Any = None) -> None:
         with self._lock:
             counts, self._counts = self._counts, {}
-        if not counts:
+            fields, self._fields = self._fields, {}
+            strings, self._strings = self._strings, {}
+        if not (counts or fields or strings):
             return
         try:
             pipe = (conn or _redis()).pipeline(transaction=False)
@@ -161,9 +180,17 @@ class CounterBuffer:
                 pipe.hincrby(key, field, n)
             for key in {key for key, _ in counts}:
                 pipe.expire(key, retention_seconds())
+            for (key, field), value in fields.items():
+                pipe.hset(key, field, value)
+            for key, (value, ttl) in strings.items():
+                pipe.set(key, value, ex=ttl)
             pipe.execute()
         except Exception:  # a metric must never fail the caller
-            logger.debug("metrics: %d buffered counters dropped", len(counts), exc_info=True)
+            logger.debug(
+                "metrics: %d buffered writes dropped",
+                len(counts) + len(fields) + len(strings),
+                exc_info=True,
+            )
 
     def _run(self) -> None:
         while True:
@@ -181,9 +208,56 @@ def buffer_publish(queue: str, *, now: float | None = None) -> None:
     buffer.add(f"{PREFIX}tp:{_slot(now, THROUGHPUT_SLOT_SECONDS)}", _f("in", queue))
 
 
+@dataclass
+class _TaskWrites:
+    """What one finished task run adds: counters, the queue's last-consumed time, its timing."""
+
+    counters: list[tuple[str, str]]
+    last_out: tuple[str, str, str]
+    timing: tuple[str, str, int] | None
+
+
+def _task_writes(
+    *,
+    task_id: str | None,
+    task: str,
+    queue: str,
+    wait_ms: float | None,
+    run_ms: float | None,
+    state: str,
+    retries: int,
+    now: float,
+) -> _TaskWrites:
+    tp_key = f"{PREFIX}tp:{_slot(now, THROUGHPUT_SLOT_SECONDS)}"
+    h_key = f"{PREFIX}h:{_slot(now, HISTOGRAM_SLOT_SECONDS)}"
+    base = _f(queue, task)
+    counters = [(tp_key, _f("out", queue)), (h_key, _f(base, "c"))]
+    if state == "FAILURE":
+        counters.append((h_key, _f(base, "f")))
+    if state == "RETRY":
+        counters.append((h_key, _f(base, "r")))
+    if wait_ms is not None:
+        counters.append((h_key, _f(base, f"w{bucket_index(max(wait_ms, 0.0))}")))
+    if run_ms is not None:
+        counters.append((h_key, _f(base, f"x{bucket_index(max(run_ms, 0.0))}")))
+    timing = None
+    if task_id is not None:  # a run without a task id (a handoff follow-up) has nothing to look up
+        value = {
+            "task": task,
+            "queue": queue,
+            "wait_ms": None if wait_ms is None else round(max(wait_ms, 0.0), 2),
+            "run_ms": None if run_ms is None else round(run_ms, 2),
+            "retries": retries,
+            "state": state,
+            "finished_at": now,
+        }
+        timing = (f"{PREFIX}tid:{task_id}", json.dumps(value), timing_ttl_seconds())
+    return _TaskWrites(counters, (f"{PREFIX}last_out", queue, repr(now)), timing)
+
+
 def record_task(
     *,
-    task_id: str,
+    task_id: str | None,
     task: str,
     queue: str,
     wait_ms: float | None,
@@ -193,37 +267,40 @@ def record_task(
     now: float | None = None,
     conn: Any = None,
 ) -> None:
-    """One finished task run (state SUCCESS, FAILURE or RETRY): counters, histograms, timing."""
+    """One finished task run (state SUCCESS, FAILURE or RETRY), written now in one round trip."""
     now = time.time() if now is None else now
-    ttl = retention_seconds()
-    tp_key = f"{PREFIX}tp:{_slot(now, THROUGHPUT_SLOT_SECONDS)}"
-    h_key = f"{PREFIX}h:{_slot(now, HISTOGRAM_SLOT_SECONDS)}"
-    base = _f(queue, task)
+    writes = _task_writes(task_id=task_id, task=task, queue=queue, wait_ms=wait_ms,
+                          run_ms=run_ms, state=state, retries=retries, now=now)  # fmt: skip
     pipe = (conn or _redis()).pipeline(transaction=False)
-    pipe.hincrby(tp_key, _f("out", queue), 1)
-    pipe.expire(tp_key, ttl)
-    pipe.hincrby(h_key, _f(base, "c"), 1)
-    if state == "FAILURE":
-        pipe.hincrby(h_key, _f(base, "f"), 1)
-    if state == "RETRY":
-        pipe.hincrby(h_key, _f(base, "r"), 1)
-    if wait_ms is not None:
-        pipe.hincrby(h_key, _f(base, f"w{bucket_index(max(wait_ms, 0.0))}"), 1)
-    if run_ms is not None:
-        pipe.hincrby(h_key, _f(base, f"x{bucket_index(max(run_ms, 0.0))}"), 1)
-    pipe.expire(h_key, ttl)
-    pipe.hset(f"{PREFIX}last_out", queue, repr(now))
-    timing = {
-        "task": task,
-        "queue": queue,
-        "wait_ms": None if wait_ms is None else round(max(wait_ms, 0.0), 2),
-        "run_ms": None if run_ms is None else round(run_ms, 2),
-        "retries": retries,
-        "state": state,
-        "finished_at": now,
-    }
-    pipe.set(f"{PREFIX}tid:{task_id}", json.dumps(timing), ex=timing_ttl_seconds())
+    for key, field in writes.counters:
+        pipe.hincrby(key, field, 1)
+    for key in {key for key, _ in writes.counters}:
+        pipe.expire(key, retention_seconds())
+    pipe.hset(*writes.last_out)
+    if writes.timing is not None:
+        key, value, ttl = writes.timing
+        pipe.set(key, value, ex=ttl)
     pipe.execute()
+
+
+def buffer_task(
+    *,
+    task_id: str | None,
+    task: str,
+    queue: str,
+    wait_ms: float | None,
+    run_ms: float | None,
+    state: str,
+    retries: int = 0,
+) -> None:
+    """One finished task run, buffered (no Redis call here: see CounterBuffer)."""
+    writes = _task_writes(task_id=task_id, task=task, queue=queue, wait_ms=wait_ms,
+                          run_ms=run_ms, state=state, retries=retries, now=time.time())  # fmt: skip
+    for key, field in writes.counters:
+        buffer.add(key, field)
+    buffer.put_field(*writes.last_out)
+    if writes.timing is not None:
+        buffer.put_string(*writes.timing)
 
 
 def record_operation(

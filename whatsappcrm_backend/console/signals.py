@@ -103,7 +103,7 @@ def on_postrun(
     _, start_perf, wait_ms, queue = started
     run_ms = (time.perf_counter() - start_perf) * 1000.0
     try:
-        metrics.record_task(
+        metrics.buffer_task(
             task_id=task_id,
             task=task.name,
             queue=queue,
@@ -126,7 +126,7 @@ def on_failure(task_id: str | None = None, sender: Any = None, **_: Any) -> None
     if getattr(getattr(sender, "request", None), "is_eager", False):
         return
     try:
-        metrics.record_task(
+        metrics.buffer_task(
             task_id=task_id,
             task=sender.name,
             queue=_queue_of(sender),
