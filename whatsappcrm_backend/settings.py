@@ -97,7 +97,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, workers and beat share one file: WAL lets readers run beside a writer, IMMEDIATE
     # takes the write lock at BEGIN so two writers queue instead of failing mid-transaction.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections are kept (CONN_MAX_AGE) as on PostgreSQL: opening one per request and per
+    # task cost a connect, two PRAGMAs (journal_mode=WAL takes a lock) and a close each time.
     # Django's backend, with lock waits that end within a millisecond of the lock's release.
     DATABASES["default"]["ENGINE"] = "whatsappcrm_backend.sqlite"
     DATABASES["default"]["OPTIONS"] = {
