@@ -21,8 +21,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 DOC = BASE_DIR / "docs" / "benchmarks.md"
 NOISE = (
-    "Measured while the 2-core machine was shared with other agents' test runs: figures are "
-    "noisy; rerun `make bench` on a quiet machine for the reference figures."
+    "The machine is a shared VM whose speed varies (the CPU-speed line above): compare "
+    "figures with those measured in the same run or hour, not across days."
 )
 
 
