@@ -30,6 +30,7 @@ BENCH_PY := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python
 
 bench: $(STAMP)
 	$(BENCH_PY) bench/task_floor.py
+	$(BENCH_PY) bench/recycle_stall.py
 	$(BENCH_PY) bench/webhook_ack.py $(BENCH_ARGS)
 	if [ "$(BENCH_POSTGRES)" = "1" ]; then $(BENCH_PY) bench/webhook_ack.py --postgres $(BENCH_ARGS); fi
 	$(BENCH_PY) bench/reply_latency.py $(BENCH_ARGS)

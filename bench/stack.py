@@ -124,6 +124,7 @@ def procfile_argv(name: str, env: dict[str, str], **options: str) -> list[str]:
         "loglevel": ("--loglevel", "-l"),
         "workers": ("--workers", "-w"),
         "threads": ("--threads",),
+        "max_tasks_per_child": ("--max-tasks-per-child",),
     }
     for key, value in options.items():
         if value is not None:
@@ -270,6 +271,7 @@ class Stack:
         queues: str = "celery",
         concurrency: int | None = None,
         procfile_name: str = "worker_celery",
+        max_tasks_per_child: int | None = None,
     ) -> subprocess.Popen:
         argv = procfile_argv(
             procfile_name,
@@ -278,6 +280,7 @@ class Stack:
             hostname=f"{name}@%h",
             loglevel="INFO",
             concurrency=None if concurrency is None else str(concurrency),
+            max_tasks_per_child=None if max_tasks_per_child is None else str(max_tasks_per_child),
         )
         offset = len(self.log(name))
         process = self.spawn(name, *argv)
@@ -380,7 +383,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def measure_task_floor(redis_url: str, samples: int = 200, gap: float = 0.0) -> dict[str, float]:
-    """Enqueue->start of a no-op task (record_start_task), in ms, on a running worker.
+    """Enqueue->start of a no-op task (record_start_task): percentiles in ms."""
+    return percentiles(measure_task_waits(redis_url, samples=samples, gap=gap))
+
+
+def measure_task_waits(redis_url: str, samples: int = 200, gap: float = 0.0) -> list[float]:
+    """Enqueue->start of a no-op task (record_start_task), in ms, on a running worker, one
+    task at a time.
 
     Needs Django set up for the stack (Stack.setup_django, done by Stack.start) or, as before,
     sets it up from `redis_url` with the environment's other settings.
@@ -411,4 +420,4 @@ def measure_task_floor(redis_url: str, samples: int = 200, gap: float = 0.0) -> 
         _, published, started = raw.decode().split()
         waits.append((float(started) - float(published)) * 1000)
     client.delete(key)
-    return percentiles(waits)
+    return waits

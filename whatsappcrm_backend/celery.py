@@ -182,6 +182,9 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_soft_time_limit=25,
     task_time_limit=30,
+    # A leak backstop for the background workers. Replacing a child stalls the task handed to
+    # it by ~4 s (celery/celery#9588; bench/recycle_stall.py), so the Procfile's latency worker
+    # overrides this with a count it reaches every few hours, not every minute.
     worker_max_tasks_per_child=1000,
     task_serializer="json",
     result_serializer="json",

@@ -54,6 +54,20 @@ def test_every_procfile_worker_runs_without_mingle_and_gossip():
         assert "--without-mingle" in line and "--without-gossip" in line, line
 
 
+def test_the_latency_worker_replaces_pool_children_rarely_and_the_others_by_default():
+    # Each replacement can stall the task handed to the new child by ~4 s (celery#9588,
+    # bench/recycle_stall.py): at 1,000 tasks per child the chat worker stalled a reply
+    # about once a minute at 20 msg/s. The background workers keep the leak backstop.
+    from whatsappcrm_backend.celery import app
+
+    assert app.conf.worker_max_tasks_per_child == 1000
+    lines = dict(line.split(":", 1) for line in PROCFILE.read_text().splitlines() if ":" in line)
+    latency = lines["worker_celery"].split()
+    assert int(latency[latency.index("--max-tasks-per-child") + 1]) >= 100_000
+    for name in ("worker_bulk", "worker_football", "worker_maintenance"):
+        assert "--max-tasks-per-child" not in lines[name], name
+
+
 def test_the_pinned_kombu_ignores_a_socket_it_no_longer_maps():
     # After a reconnect the event loop can report a socket of the lost connection readable;
     # kombu 5.6.2 raised KeyError there, which killed the worker ("Unrecoverable error").
