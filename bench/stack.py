@@ -106,7 +106,7 @@ def _set_option(argv: list[str], names: tuple[str, ...], value: str) -> list[str
     return out if found else [*out, names[0], value]
 
 
-def procfile_argv(name: str, env: dict[str, str], **options: str) -> list[str]:
+def procfile_argv(name: str, env: dict[str, str], **options: object) -> list[str]:
     """The Procfile's command for `name` as an argv run by this interpreter, with overrides
     (`concurrency="1"`, `queues="celery"`, `hostname="x@%h"`, `loglevel="INFO"`)."""
     argv = shlex.split(_expand(procfile_entries()[name], env))
@@ -279,8 +279,8 @@ class Stack:
             queues=queues,
             hostname=f"{name}@%h",
             loglevel="INFO",
-            concurrency=None if concurrency is None else str(concurrency),
-            max_tasks_per_child=None if max_tasks_per_child is None else str(max_tasks_per_child),
+            concurrency=concurrency,
+            max_tasks_per_child=max_tasks_per_child,
         )
         offset = len(self.log(name))
         process = self.spawn(name, *argv)

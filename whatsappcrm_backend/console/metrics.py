@@ -40,6 +40,7 @@ task per minute whatever the traffic, and minutes merge by adding counters.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import math
@@ -47,7 +48,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -132,6 +132,35 @@ def record_publish(queue: str, *, now: float | None = None, conn: Any = None) ->
     pipe.execute()
 
 
+@dataclasses.dataclass
+class _Writes:
+    """Redis writes waiting to go out: counters (HINCRBY, each key then EXPIREd), hash fields
+    (HSET, the last value wins) and strings (SET with their own expiry)."""
+
+    counts: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    fields: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    strings: dict[str, tuple[str, int]] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.counts) + len(self.fields) + len(self.strings)
+
+    def merge(self, other: _Writes) -> None:
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.fields.update(other.fields)
+        self.strings.update(other.strings)
+
+    def queue_on(self, pipe: Any) -> None:
+        for (key, name), n in self.counts.items():
+            pipe.hincrby(key, name, n)
+        for key in {key for key, _ in self.counts}:
+            pipe.expire(key, retention_seconds())
+        for (key, name), value in self.fields.items():
+            pipe.hset(key, name, value)
+        for key, (value, ttl) in self.strings.items():
+            pipe.set(key, value, ex=ttl)
+
+
 class CounterBuffer:
     """Counters kept in process memory and written by a daemon thread once a second, in one
     pipelined call. Used where a Redis round trip per event would sit on a request's path (every
@@ -141,25 +170,19 @@ class CounterBuffer:
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
-        self._counts: dict[tuple[str, str], int] = {}
-        self._fields: dict[tuple[str, str], str] = {}  # HSET, the last value wins
-        self._strings: dict[str, tuple[str, int]] = {}  # SET with expiry
+        self._pending = _Writes()
         self._lock = threading.Lock()
         self._pid: int | None = None
 
-    def add(self, key: str, field: str, n: int = 1) -> None:
+    def add(self, key: str, name: str, n: int = 1) -> None:
         with self._lock:
-            self._counts[(key, field)] = self._counts.get((key, field), 0) + n
+            counts = self._pending.counts
+            counts[(key, name)] = counts.get((key, name), 0) + n
             self._start_in_this_process()
 
-    def put_field(self, key: str, field: str, value: str) -> None:
+    def merge(self, writes: _Writes) -> None:
         with self._lock:
-            self._fields[(key, field)] = value
-            self._start_in_this_process()
-
-    def put_string(self, key: str, value: str, ttl: int) -> None:
-        with self._lock:
-            self._strings[key] = (value, ttl)
+            self._pending.merge(writes)
             self._start_in_this_process()
 
     def _start_in_this_process(self) -> None:
@@ -169,28 +192,15 @@ class CounterBuffer:
 
     def flush(self, conn: Any = None) -> None:
         with self._lock:
-            counts, self._counts = self._counts, {}
-            fields, self._fields = self._fields, {}
-            strings, self._strings = self._strings, {}
-        if not (counts or fields or strings):
+            pending, self._pending = self._pending, _Writes()
+        if not pending:
             return
         try:
             pipe = (conn or _redis()).pipeline(transaction=False)
-            for (key, field), n in counts.items():
-                pipe.hincrby(key, field, n)
-            for key in {key for key, _ in counts}:
-                pipe.expire(key, retention_seconds())
-            for (key, field), value in fields.items():
-                pipe.hset(key, field, value)
-            for key, (value, ttl) in strings.items():
-                pipe.set(key, value, ex=ttl)
+            pending.queue_on(pipe)
             pipe.execute()
         except Exception:  # a metric must never fail the caller
-            logger.debug(
-                "metrics: %d buffered writes dropped",
-                len(counts) + len(fields) + len(strings),
-                exc_info=True,
-            )
+            logger.debug("metrics: %d buffered writes dropped", len(pending), exc_info=True)
 
     def _run(self) -> None:
         while True:
@@ -208,15 +218,6 @@ def buffer_publish(queue: str, *, now: float | None = None) -> None:
     buffer.add(f"{PREFIX}tp:{_slot(now, THROUGHPUT_SLOT_SECONDS)}", _f("in", queue))
 
 
-@dataclass
-class _TaskWrites:
-    """What one finished task run adds: counters, the queue's last-consumed time, its timing."""
-
-    counters: list[tuple[str, str]]
-    last_out: tuple[str, str, str]
-    timing: tuple[str, str, int] | None
-
-
 def _task_writes(
     *,
     task_id: str | None,
@@ -225,9 +226,10 @@ def _task_writes(
     wait_ms: float | None,
     run_ms: float | None,
     state: str,
-    retries: int,
+    retries: int = 0,
     now: float,
-) -> _TaskWrites:
+) -> _Writes:
+    """What one finished task run adds: counters, the queue's last-consumed time, its timing."""
     tp_key = f"{PREFIX}tp:{_slot(now, THROUGHPUT_SLOT_SECONDS)}"
     h_key = f"{PREFIX}h:{_slot(now, HISTOGRAM_SLOT_SECONDS)}"
     base = _f(queue, task)
@@ -240,9 +242,11 @@ def _task_writes(
         counters.append((h_key, _f(base, f"w{bucket_index(max(wait_ms, 0.0))}")))
     if run_ms is not None:
         counters.append((h_key, _f(base, f"x{bucket_index(max(run_ms, 0.0))}")))
-    timing = None
+    writes = _Writes(
+        counts=dict.fromkeys(counters, 1), fields={(f"{PREFIX}last_out", queue): repr(now)}
+    )
     if task_id is not None:  # a run without a task id (a handoff follow-up) has nothing to look up
-        value = {
+        timing = {
             "task": task,
             "queue": queue,
             "wait_ms": None if wait_ms is None else round(max(wait_ms, 0.0), 2),
@@ -251,56 +255,22 @@ def _task_writes(
             "state": state,
             "finished_at": now,
         }
-        timing = (f"{PREFIX}tid:{task_id}", json.dumps(value), timing_ttl_seconds())
-    return _TaskWrites(counters, (f"{PREFIX}last_out", queue, repr(now)), timing)
+        writes.strings[f"{PREFIX}tid:{task_id}"] = (json.dumps(timing), timing_ttl_seconds())
+    return writes
 
 
-def record_task(
-    *,
-    task_id: str | None,
-    task: str,
-    queue: str,
-    wait_ms: float | None,
-    run_ms: float | None,
-    state: str,
-    retries: int = 0,
-    now: float | None = None,
-    conn: Any = None,
-) -> None:
-    """One finished task run (state SUCCESS, FAILURE or RETRY), written now in one round trip."""
-    now = time.time() if now is None else now
-    writes = _task_writes(task_id=task_id, task=task, queue=queue, wait_ms=wait_ms,
-                          run_ms=run_ms, state=state, retries=retries, now=now)  # fmt: skip
+def buffer_task(**run: Any) -> None:
+    """One finished task run (the arguments of ``_task_writes`` but ``now``), buffered: no
+    Redis call here (see CounterBuffer)."""
+    buffer.merge(_task_writes(now=time.time(), **run))
+
+
+def record_task(*, now: float | None = None, conn: Any = None, **run: Any) -> None:
+    """One finished task run, as ``buffer_task`` takes it, written now in one round trip."""
+    writes = _task_writes(now=time.time() if now is None else now, **run)
     pipe = (conn or _redis()).pipeline(transaction=False)
-    for key, field in writes.counters:
-        pipe.hincrby(key, field, 1)
-    for key in {key for key, _ in writes.counters}:
-        pipe.expire(key, retention_seconds())
-    pipe.hset(*writes.last_out)
-    if writes.timing is not None:
-        key, value, ttl = writes.timing
-        pipe.set(key, value, ex=ttl)
+    writes.queue_on(pipe)
     pipe.execute()
-
-
-def buffer_task(
-    *,
-    task_id: str | None,
-    task: str,
-    queue: str,
-    wait_ms: float | None,
-    run_ms: float | None,
-    state: str,
-    retries: int = 0,
-) -> None:
-    """One finished task run, buffered (no Redis call here: see CounterBuffer)."""
-    writes = _task_writes(task_id=task_id, task=task, queue=queue, wait_ms=wait_ms,
-                          run_ms=run_ms, state=state, retries=retries, now=time.time())  # fmt: skip
-    for key, field in writes.counters:
-        buffer.add(key, field)
-    buffer.put_field(*writes.last_out)
-    if writes.timing is not None:
-        buffer.put_string(*writes.timing)
 
 
 def record_operation(
