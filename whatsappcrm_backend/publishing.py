@@ -8,6 +8,7 @@ re-enqueues whatever was stranded.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -25,6 +26,7 @@ def publish(task: Task | str, *args: Any, **options: Any) -> bool:
     name = task if isinstance(task, str) else task.name
     if handoff.keep_here(name, args, options):
         return True  # this worker runs it next (whatsappcrm_backend.handoff)
+    options.setdefault("ignore_result", ignores_result(name))
     try:
         # retry=False: a webhook must answer in milliseconds even when Redis is down.
         app.send_task(name, args=list(args), retry=False, **options)
@@ -32,6 +34,21 @@ def publish(task: Task | str, *args: Any, **options: Any) -> bool:
         logger.warning("publish of %s%r failed; the sweeper will re-enqueue it", name, args)
         return False
     return True
+
+
+@functools.cache
+def ignores_result(name: str) -> bool:
+    """The task's own `ignore_result` (the app's default for a task this process lacks).
+
+    `send_task` stamps every message `ignore_result=False` unless told otherwise, and the
+    worker lets the message's flag override the task's: without this, every hot-path task
+    wrote a django-celery-results row (a SELECT and an INSERT per task) that nobody reads.
+    """
+    registered = app.tasks.get(name)
+    if registered is None:
+        app.loader.import_default_modules()  # a web process has not imported every tasks module
+        registered = app.tasks.get(name)
+    return registered.ignore_result if registered is not None else app.conf.task_ignore_result
 
 
 def publish_on_commit(task: Task | str, *args: Any, **options: Any) -> None:

@@ -6,7 +6,9 @@ import json
 
 import pytest
 from django.db import transaction
+from django_celery_results.models import TaskResult
 
+from tests.conftest import wait_for
 from whatsappcrm_backend import publishing
 from whatsappcrm_backend.celery import Priority
 
@@ -70,3 +72,23 @@ def test_a_registered_task_published_by_name_keeps_its_routed_priority(broker_co
     publishing.publish("fetch_odds_for_single_event_task", 1)
     assert broker_conn.llen(f"football_data:{int(Priority.MAINTENANCE)}") == 1
     assert broker_conn.llen(f"football_data:{int(Priority.BULK)}") == 1
+
+
+def test_a_task_keeps_a_result_row_only_when_it_asks_for_one(celery_worker_factory, redis_conn):
+    """send_task stamps ignore_result=False on every message, which overrides the task's own
+    setting at the worker: publish passes the task's setting, so the hot path writes no
+    result rows while a scheduled task's run still shows in the console."""
+    celery_worker_factory(queues="celery,maintenance", concurrency=1)
+    assert publishing.publish("record_start_task", "results-probe", "hot path")
+    wait_for(lambda: redis_conn.llen("results-probe"))
+    assert publishing.publish("sweep_stranded_messages_task")
+    wait_for(lambda: TaskResult.objects.filter(task_name="sweep_stranded_messages_task").exists())
+    # One slot: the probe finished (result handling included) before the sweep started.
+    assert not TaskResult.objects.filter(task_name="record_start_task").exists()
+
+
+def test_a_task_this_process_has_not_imported_still_gets_its_own_setting():
+    publishing.ignores_result.cache_clear()
+    assert publishing.ignores_result("sweep_stranded_messages_task") is False
+    assert publishing.ignores_result("ingest_webhook_event_task") is True
+    assert publishing.ignores_result("no_such_task") is publishing.app.conf.task_ignore_result

@@ -76,6 +76,8 @@ def published(monkeypatch) -> Published:
     record = Published(calls=[])
 
     def send_task(name: str, args: list[Any] | None = None, **options: Any) -> None:
+        # Every publish passes the task's own ignore_result (tests/foundation/test_publishing.py).
+        options.pop("ignore_result", None)
         record.calls.append((name, list(args or []), options))
 
     monkeypatch.setattr(publishing.app, "send_task", send_task)

@@ -36,6 +36,7 @@ from whatsappcrm_backend.celery import (
     Priority,
     app,
 )
+from whatsappcrm_backend.publishing import ignores_result
 
 BATCH = 1000
 WA_ID_PREFIX = "26599"
@@ -168,12 +169,25 @@ class Command(BaseCommand):
     def _publish_sends(self, pks: list[int]) -> None:
         # One producer for the batch: the same message the service publishes, without a
         # connection checkout per row.
+        ignore_result = ignores_result(SEND_TASK)
         with app.producer_or_acquire() as producer:
             for pk in pks:
-                app.send_task(SEND_TASK, args=[pk], priority=int(Priority.BULK), producer=producer)
+                app.send_task(
+                    SEND_TASK,
+                    args=[pk],
+                    priority=int(Priority.BULK),
+                    producer=producer,
+                    ignore_result=ignore_result,
+                )
 
     def enqueue_football(self, *, count: int, task_name: str) -> None:
+        ignore_result = ignores_result(task_name)
         with app.producer_or_acquire() as producer:
             for index in range(count):
                 # A plausible API-Football fixture id per task.
-                app.send_task(task_name, args=[1_000_000 + index], producer=producer)
+                app.send_task(
+                    task_name,
+                    args=[1_000_000 + index],
+                    producer=producer,
+                    ignore_result=ignore_result,
+                )
