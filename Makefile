@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BENCH_PY) bench/profile_hot_path.py $(BENCH_ARGS)
 	if [ "$(BENCH_POSTGRES)" = "1" ]; then $(BENCH_PY) bench/profile_hot_path.py --postgres $(BENCH_ARGS); fi
 	$(BENCH_PY) bench/worker_cpu.py
+	$(BENCH_PY) bench/task_mix.py
 	if [ -f bench/settlement.py ]; then $(BENCH_PY) bench/settlement.py; fi
 	if [ -f bench/console.py ]; then $(BENCH_PY) bench/console.py; fi
 	if [ -f bench/console_results.py ]; then $(BENCH_PY) bench/console_results.py; fi

@@ -5,12 +5,19 @@ at the first step that fails (reply p99 >= 1 s, or a message unanswered within t
 timeout). Reports the highest passing rate per run; min / median / max over runs. The
 sandbox keeps Meta's 80 messages/s per-number limit. Goal (issue 14): >= 80 msg/s on 2 cores.
 
+The capacity model (docs/scaling.md) is checked in the same run: the CPU of every process tree
+on the machine (ours, the sandbox, this load generator) per answered message at the
+--cost-rate step, below saturation, predicts the ceiling `cores x 1000 / CPU ms`, printed
+beside the highest rate the run served. Costs measured in another minute do not compare:
+this VM's speed moves by half within minutes.
+
     .venv/bin/python bench/throughput.py [--postgres] [--runs 3] [--steps 10,20,40,60,80,100,120]
     .venv/bin/python bench/throughput.py --full     # 30 s per step
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common, report
 from bench.load import chat
+from bench.profile_hot_path import delta, snapshot
 
 P99_LIMIT_MS = 1000.0
 
@@ -29,6 +37,12 @@ def main() -> None:
     p.add_argument("--step-seconds", type=float, default=None, help="15 (quick) or 30 (full)")
     p.add_argument("--users", type=int, default=1000)
     p.add_argument("--processes", type=int, default=1, help="latency worker processes")
+    p.add_argument(
+        "--cost-rate",
+        type=float,
+        default=20.0,
+        help="the step whose CPU per message predicts the ceiling",
+    )
     args = p.parse_args()
     seconds = args.step_seconds or (30.0 if args.full else 15.0)
     steps = [float(s) for s in args.steps.split(",")]
@@ -37,6 +51,7 @@ def main() -> None:
     served: list[float] = []
     lines: list[str] = []
     floors = []
+    predicted: list[float] = []
     with common.hot_path_stack(args) as (stack, webhook, sandbox):
         for extra in range(1, args.processes):
             stack.start_worker(f"chat{extra}", "celery", concurrency=args.concurrency)
@@ -46,6 +61,7 @@ def main() -> None:
             passing = 0.0
             served_max = 0.0
             for rate in steps:
+                before = snapshot(stack)
                 result = chat(
                     webhook=webhook,
                     sandbox=sandbox,
@@ -56,6 +72,11 @@ def main() -> None:
                     timeout=max(60.0, seconds * 2),
                 )
                 latency = result.latency()
+                if rate == args.cost_rate and result.report.replied:
+                    cpu_ms = sum(delta(before, snapshot(stack))["cpu"].values()) * 1000.0
+                    cpu_ms /= result.report.replied
+                    predicted.append(os.cpu_count() * 1000.0 / cpu_ms)
+                    print(f"{cpu_ms:.1f} ms of CPU per message -> model {predicted[-1]:.1f} msg/s")
                 served_max = max(served_max, result.completion_rate())
                 acct = result.accounting()
                 ok = acct["lost"] == 0 and latency.get("p99", 1e9) < P99_LIMIT_MS
@@ -93,6 +114,11 @@ def main() -> None:
                     [
                         "highest served rate in any step (capacity; compare with the model)",
                         report.spread(served, unit="msg/s", digits=1),
+                    ],
+                    [
+                        f"capacity the model predicts from the {args.cost_rate:g} msg/s step's "
+                        f"CPU per message ({os.cpu_count()} cores)",
+                        report.spread(predicted, unit="msg/s", digits=1),
                     ],
                     [
                         "no-op task floor p99 (same run)",
