@@ -87,7 +87,7 @@ def test_a_task_keeps_a_result_row_only_when_it_asks_for_one(celery_worker_facto
     assert not TaskResult.objects.filter(task_name="record_start_task").exists()
 
 
-def test_a_task_this_process_has_not_imported_still_gets_its_own_setting():
+def test_ignores_result_is_each_task_s_own_setting_and_the_default_for_unknown_names():
     publishing.ignores_result.cache_clear()
     assert publishing.ignores_result("sweep_stranded_messages_task") is False
     assert publishing.ignores_result("ingest_webhook_event_task") is True
