@@ -61,7 +61,7 @@ def main() -> None:
             passing = 0.0
             served_max = 0.0
             for rate in steps:
-                before = snapshot(stack)
+                before = snapshot(stack) if rate == args.cost_rate else None
                 result = chat(
                     webhook=webhook,
                     sandbox=sandbox,
@@ -72,7 +72,7 @@ def main() -> None:
                     timeout=max(60.0, seconds * 2),
                 )
                 latency = result.latency()
-                if rate == args.cost_rate and result.report.replied:
+                if before is not None and result.report.replied:
                     cpu_ms = sum(delta(before, snapshot(stack))["cpu"].values()) * 1000.0
                     cpu_ms /= result.report.replied
                     predicted.append(os.cpu_count() * 1000.0 / cpu_ms)
