@@ -412,7 +412,8 @@ def _events_apply(events: list[WebhookEvent], result: IngestResult) -> list[int]
 
 
 def _publish_after_commit(result: IngestResult, created: list[int]) -> None:
-    # Flow tasks first: a customer waits on those; receipts are a lower priority anyway.
+    # Flow tasks first: a customer waits on those. In the ingest task all of these run in
+    # its worker (whatsappcrm_backend.handoff), the receipts after every reply.
     for contact_id in result.flow_contact_ids:
         publish_on_commit(FLOW_TASK, contact_id, priority=Priority.REPLY)
     for inbound_id in created:

@@ -78,8 +78,9 @@ def send_here(outbound_id: int) -> None:
 )
 def ingest_webhook_event_task(self, event_id: int) -> dict[str, Any]:
     try:
-        # The flow of each contact with a new message, and its replies, run next in this
-        # worker instead of as tasks of their own (whatsappcrm_backend.handoff).
+        # The flow of each contact with a new message, its replies, then the messages' read
+        # receipts run next in this worker instead of as tasks of their own
+        # (whatsappcrm_backend.handoff).
         with follow_ups_here():
             result = ingest.webhook_event_ingest(event_id=event_id)
     except OperationalError as exc:
@@ -121,6 +122,21 @@ def send_read_receipt_task(self, inbound_message_id: int) -> dict[str, Any]:
     if result.retry_in is not None:
         raise self.retry(countdown=result.retry_in, priority=Priority.RECEIPT)
     return result.as_dict()
+
+
+@runs_here("send_read_receipt_task", priority=Priority.RECEIPT)
+def read_receipt_here(inbound_message_id: int) -> None:
+    """A message's read receipt in the worker that answered it, after the reply
+    (whatsappcrm_backend.handoff): a task of its own cost the worker as much CPU as the
+    receipt itself. A receipt that must wait retries as the task, at its own priority."""
+    result = sending.read_receipt_send(inbound_message_id=inbound_message_id)
+    if result.retry_in is not None:
+        publish(
+            send_read_receipt_task,
+            inbound_message_id,
+            countdown=result.retry_in,
+            priority=Priority.RECEIPT,
+        )
 
 
 @shared_task(

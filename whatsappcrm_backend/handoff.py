@@ -1,10 +1,12 @@
 """Follow-up tasks run in the worker process that published them, not through the broker.
 
-A customer's message passes three tasks: ingest -> flow -> send. Through Redis, each hop costs a
-publish, a pick-up, an ack and the console's metrics, and under load a queue wait behind other
-work, for a task that this process could start at once. A task that opens `follow_ups_here()`
-keeps the follow-ups it publishes at REPLY priority (for task names a module registered with
-`runs_here`) and runs them itself, in order, once its own work is done. Each runs in its own
+A customer's message passes four tasks: ingest -> flow -> send, and the read receipt. Through
+Redis, each hop costs a publish, a pick-up, an ack and the console's metrics (on the latency
+worker, ~2 ms of CPU in its parent alone), and under load a queue wait behind other work, for a
+task that this process could start at once. A task that opens `follow_ups_here()` keeps the
+follow-ups it publishes (for task names a module registered with `runs_here`, at the priority
+registered) and runs them itself once its own work is done: the most urgent first, so every
+REPLY follow-up (and the ones they publish) runs before a receipt. Each runs in its own
 transaction, and may publish follow-ups of its own, which join the same run.
 
 Nothing is weaker than a publish: follow-ups are published after their rows commit, as before.
@@ -29,28 +31,34 @@ from whatsappcrm_backend.celery import LATENCY_QUEUE, Priority
 
 logger = logging.getLogger(__name__)
 
-FollowUp = tuple[str, tuple[Any, ...]]
+# (priority, task name, args): the priority it was published at, which it keeps if it goes to
+# the broker after all.
+FollowUp = tuple[int, str, tuple[Any, ...]]
 
-# How many follow-ups one task runs itself (a reply with several messages is a handful).
+# How many follow-ups one task runs itself (a reply with several messages, and its receipt, is
+# a handful).
 DEFAULT_LIMIT = 16
 # A runner that raised (a lock wait, a conflict): its task retries from the broker shortly.
 FALLBACK_COUNTDOWN_SECONDS = 1.0
 
-_runners: dict[str, Callable[..., Any]] = {}
+_runners: dict[str, tuple[int, Callable[..., Any]]] = {}
 _pending: contextvars.ContextVar[list[FollowUp] | None] = contextvars.ContextVar(
     "handoff_pending", default=None
 )
 
 
-def runs_here(task_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `func(*args)` as the way to run task `task_name` in the publisher's process.
+def runs_here(
+    task_name: str, *, priority: int = Priority.REPLY
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `func(*args)` as the way to run task `task_name` in the publisher's process,
+    when it is published at `priority`.
 
     The runner does what the task does and owns what the task would do on a retry (publish
     the task with a countdown); an exception it raises sends the follow-up to the broker.
     """
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        _runners[task_name] = func
+        _runners[task_name] = (priority, func)
         return func
 
     return register
@@ -63,9 +71,10 @@ def keep_here(name: str, args: tuple[Any, ...], options: dict[str, Any]) -> bool
         return False
     if options.get("countdown") or options.get("eta") or options.get("queue"):
         return False  # a chosen delay or a chosen worker: the broker's job
-    if options.get("priority", Priority.REPLY) != Priority.REPLY:
-        return False  # receipts and bulk work never delay the reply being made here
-    follow_up = (name, tuple(args))
+    priority = options.get("priority", Priority.REPLY)
+    if priority != _runners[name][0]:
+        return False  # e.g. a bulk send: never in a reply's worker
+    follow_up = (priority, name, tuple(args))
     if follow_up not in pending:  # a chain re-publishing a row already due here
         pending.append(follow_up)
     return True
@@ -73,7 +82,7 @@ def keep_here(name: str, args: tuple[Any, ...], options: dict[str, Any]) -> bool
 
 @contextmanager
 def follow_ups_here(*, limit: int = DEFAULT_LIMIT) -> Iterator[None]:
-    """Run the REPLY follow-ups published inside this block here, after it (see module doc)."""
+    """Run the follow-ups published inside this block here, after it (see module doc)."""
     if _pending.get() is not None:
         yield  # nested: the outer block runs them
         return
@@ -83,42 +92,44 @@ def follow_ups_here(*, limit: int = DEFAULT_LIMIT) -> Iterator[None]:
         yield
         ran = 0
         while pending and ran < limit:
-            name, args = pending.pop(0)
+            # The most urgent, first published first: a receipt waits for every reply.
+            follow_up = min(pending, key=lambda item: item[0])
+            pending.remove(follow_up)
             ran += 1
-            _run(name, args)
+            _run(*follow_up)
     finally:
         _pending.reset(token)
         _to_broker(pending)
 
 
-def _run(name: str, args: tuple[Any, ...]) -> None:
+def _run(priority: int, name: str, args: tuple[Any, ...]) -> None:
     started = time.perf_counter()
     state = "SUCCESS"
     try:
-        _runners[name](*args)
+        _runners[name][1](*args)
     except SoftTimeLimitExceeded:
         # Out of time: this one (idempotent, so safe whatever it got done) and the rest
         # (follow_ups_here's finally) go to the broker.
-        _publish(name, args)
+        _publish(priority, name, args)
         raise
     except Exception:
         state = "RETRY"
         logger.warning("%s%r failed here; published for its own retry", name, args, exc_info=True)
-        _publish(name, args, countdown=FALLBACK_COUNTDOWN_SECONDS)
+        _publish(priority, name, args, countdown=FALLBACK_COUNTDOWN_SECONDS)
     finally:
         _record(name, (time.perf_counter() - started) * 1000.0, state)
 
 
 def _to_broker(pending: list[FollowUp]) -> None:
-    for name, args in pending:
-        _publish(name, args)
+    for follow_up in pending:
+        _publish(*follow_up)
     pending.clear()
 
 
-def _publish(name: str, args: tuple[Any, ...], **options: Any) -> None:
+def _publish(priority: int, name: str, args: tuple[Any, ...], **options: Any) -> None:
     from whatsappcrm_backend.publishing import publish
 
-    publish(name, *args, priority=Priority.REPLY, **options)
+    publish(name, *args, priority=priority, **options)
 
 
 def _record(name: str, run_ms: float, state: str) -> None:

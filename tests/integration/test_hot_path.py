@@ -123,9 +123,9 @@ def broker_unreachable():
         app._pool = app.amqp._producer_pool = None
 
 
-def test_the_ingesting_worker_runs_the_flow_and_sends_the_reply_itself(hot_path):
-    # Three tasks' work, one broker hop (whatsappcrm_backend.handoff): the console still
-    # counts the flow and the send, as runs with no queue wait.
+def test_the_ingesting_worker_runs_the_flow_sends_the_reply_and_the_receipt_itself(hot_path):
+    # Four tasks' work, one broker hop (whatsappcrm_backend.handoff): the console still
+    # counts the flow, the send and the read receipt, as runs with no queue wait.
     from django_redis import get_redis_connection
 
     from whatsappcrm_backend.console import metrics
@@ -144,11 +144,16 @@ def test_the_ingesting_worker_runs_the_flow_and_sends_the_reply_itself(hot_path)
             found.setdefault(timing["task"], []).append({"key": key.decode(), **timing})
         return found
 
-    wait_for(lambda: "send_whatsapp_message_task" in metrics.task_stats(900), timeout=10)
+    wait_for(lambda: "send_read_receipt_task" in metrics.task_stats(900), timeout=10)
     runs = wait_for(lambda: "ingest_webhook_event_task" in timings() and timings(), timeout=10)
     stats = metrics.task_stats(900)
     assert len(runs["ingest_webhook_event_task"]) == 1
-    for name in ("process_flow_for_message_task", "send_whatsapp_message_task"):
+    assert InboundMessage.objects.get(wamid=wamid).read_receipt_sent_at is not None
+    for name in (
+        "process_flow_for_message_task",
+        "send_whatsapp_message_task",
+        "send_read_receipt_task",
+    ):
         assert stats[name]["count"] >= 1, f"{name} did not run"
         assert stats[name]["wait_p99"] <= 0.5  # the first bucket: no queue wait
         assert name not in runs, f"{name} went through the broker"
