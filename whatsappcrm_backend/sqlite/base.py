@@ -6,11 +6,15 @@ arrives just after another took the lock wakes up to 100 ms after it was freed. 
 the webhook (one INSERT): ack times bunched at 103, 128, 178, 228 and 328 ms, the handler's
 running sums, while the transactions ahead of it held the lock for a few ms.
 
-Python's sqlite3 cannot install a busy handler of its own, so this backend keeps SQLite's
-own wait short (`SQLITE_WAIT_SECONDS`) and retries in 1 ms steps up to the configured
-`timeout`. Only where a retry is safe: a statement outside a transaction (it either ran
-whole or not at all) and `BEGIN IMMEDIATE` itself. Inside a transaction, which holds the
-lock from its BEGIN, nothing changes.
+Our own writers do not meet that lock at all: they queue first on a lock file
+(`write_lock.WriteLock`, an flock the kernel hands to the next waiter as it is released),
+held from `BEGIN IMMEDIATE` to COMMIT or ROLLBACK, or around one write statement outside a
+transaction. For any other writer (the sqlite3 shell, an older process), Python's sqlite3
+cannot install a busy handler of its own, so this backend keeps SQLite's own wait short
+(`SQLITE_WAIT_SECONDS`) and retries in 1 ms steps up to the configured `timeout`. Only where a
+retry is safe: a statement outside a transaction (it either ran whole or not at all) and
+`BEGIN IMMEDIATE` itself. Inside a transaction, which holds the lock from its BEGIN, nothing
+changes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 from typing import Any
 
 from django.db.backends.sqlite3 import base
+
+from whatsappcrm_backend.sqlite.write_lock import WriteLock, is_write, starts_transaction
 
 SQLITE_WAIT_SECONDS = 0.002
 POLL_SECONDS = 0.001
@@ -43,6 +49,7 @@ def run_promptly(run: Any, *args: Any, wait_seconds: float) -> Any:
 
 class PromptCursorWrapper(base.SQLiteCursorWrapper):
     lock_wait_seconds: float = 30.0
+    write_lock: WriteLock | None = None
 
     def execute(self, query: str, params: Any = None) -> Any:
         return self._promptly(super().execute, query, params)
@@ -53,10 +60,23 @@ class PromptCursorWrapper(base.SQLiteCursorWrapper):
     def _promptly(self, run: Any, *args: Any) -> Any:
         if self.connection.in_transaction:
             return run(*args)  # the transaction holds the lock since its BEGIN IMMEDIATE
-        return run_promptly(run, *args, wait_seconds=self.lock_wait_seconds)
+        lock, sql = self.write_lock, args[0]
+        if lock is None or not (starts_transaction(sql) or is_write(sql)):
+            return run_promptly(run, *args, wait_seconds=self.lock_wait_seconds)
+        lock.acquire()
+        try:
+            result = run_promptly(run, *args, wait_seconds=self.lock_wait_seconds)
+        except BaseException:
+            lock.release()
+            raise
+        if not self.connection.in_transaction:
+            lock.release()  # one statement, committed; a BEGIN keeps it until COMMIT/ROLLBACK
+        return result
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    _write_lock: WriteLock | None = None
+
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         self.lock_wait_seconds = float(params.get("timeout", 5.0))
@@ -79,4 +99,37 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def create_cursor(self, name: str | None = None) -> PromptCursorWrapper:
         cursor = self.connection.cursor(factory=PromptCursorWrapper)
         cursor.lock_wait_seconds = self.lock_wait_seconds
+        cursor.write_lock = self.write_lock()
         return cursor
+
+    def write_lock(self) -> WriteLock | None:
+        """This connection's place in the writers' queue; none for an in-memory database."""
+        if self._write_lock is None and not self.is_in_memory_db():
+            self._write_lock = WriteLock(str(self.settings_dict["NAME"]))
+        return self._write_lock
+
+    def _commit(self) -> None:
+        try:
+            super()._commit()
+        finally:
+            self._release_write_lock()
+
+    def _rollback(self) -> None:
+        try:
+            super()._rollback()
+        finally:
+            self._release_write_lock()
+
+    def _close(self) -> None:
+        try:
+            super()._close()
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.close()
+
+    def _release_write_lock(self) -> None:
+        # Only once SQLite's transaction has ended: a failed COMMIT leaves it open.
+        if self._write_lock is not None and not (
+            self.connection is not None and self.connection.in_transaction
+        ):
+            self._write_lock.release()
