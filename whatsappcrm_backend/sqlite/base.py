@@ -65,13 +65,10 @@ class PromptCursorWrapper(base.SQLiteCursorWrapper):
             return run_promptly(run, *args, wait_seconds=self.lock_wait_seconds)
         lock.acquire()
         try:
-            result = run_promptly(run, *args, wait_seconds=self.lock_wait_seconds)
-        except BaseException:
-            lock.release()
-            raise
-        if not self.connection.in_transaction:
-            lock.release()  # one statement, committed; a BEGIN keeps it until COMMIT/ROLLBACK
-        return result
+            return run_promptly(run, *args, wait_seconds=self.lock_wait_seconds)
+        finally:
+            if not self.connection.in_transaction:
+                lock.release()  # one statement, or a failed BEGIN; a BEGIN keeps it to COMMIT
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

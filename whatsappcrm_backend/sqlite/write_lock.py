@@ -3,7 +3,8 @@
 SQLite's own write lock has no queue: a writer that finds it taken can only sleep and try
 again. Under load that is most of the cost of waiting: at 40 msg/s with two latency worker
 processes, 42 failed attempts per answered message, each a statement, an exception and a
-sleep (measured with bench/throughput.py, ~5 ms of CPU per message in all). `flock` puts the
+sleep (counted during bench/throughput.py; about 2.7 ms of the latency worker's CPU per
+message, plus the web's). `flock` puts the
 waiter to sleep until the holder lets go, and wakes it then: no polling, no lost millisecond.
 
 The lock is held exactly as long as SQLite's: from `BEGIN IMMEDIATE` to COMMIT or ROLLBACK,
